@@ -1,0 +1,56 @@
+import { readdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  hitCount?: number;
+}
+
+interface Profile {
+  nodes: ProfileNode[];
+  startTime: number;
+  endTime: number;
+  samples?: number[];
+}
+
+export interface SelfTime {
+  readonly name: string;
+  readonly percent: number;
+}
+
+function shortUrl(url: string): string {
+  const nm = url.lastIndexOf("node_modules/");
+  if (nm >= 0) return url.slice(nm + "node_modules/".length);
+  const src = url.search(/\/(src|gen|bench|test)\//);
+  if (src >= 0) return url.slice(src + 1);
+  return url.replace(/^file:\/\/.*\//, "");
+}
+
+/**
+ * The functions with the most self time in the `.cpuprofile` files of a
+ * directory (samples counted per function name and script), as a share of
+ * all samples.
+ */
+export async function topSelfTime(dir: string, count: number): Promise<SelfTime[]> {
+  const files = (await readdir(dir)).filter((f) => f.endsWith(".cpuprofile"));
+  const hits = new Map<string, number>();
+  let total = 0;
+  for (const file of files) {
+    const profile = JSON.parse(await readFile(join(dir, file), "utf8")) as Profile;
+    for (const node of profile.nodes) {
+      const n = node.hitCount ?? 0;
+      if (n === 0) continue;
+      const { functionName, url, lineNumber } = node.callFrame;
+      const name = url
+        ? `${functionName || "(anonymous)"} ${shortUrl(url)}:${lineNumber + 1}`
+        : functionName || "(anonymous)";
+      hits.set(name, (hits.get(name) ?? 0) + n);
+      total += n;
+    }
+  }
+  return [...hits.entries()]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, count)
+    .map(([name, n]) => ({ name, percent: (100 * n) / Math.max(1, total) }));
+}

@@ -1,0 +1,262 @@
+import {
+  file_grpc_health_v1_health,
+  HealthCheckResponse_ServingStatus,
+} from "../gen/grpc/health/v1/health_pb.js";
+import { file_grpc_reflection_v1_reflection } from "../gen/grpc/reflection/v1/reflection_pb.js";
+import { file_grpc_reflection_v1alpha_reflection } from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
+import {
+  AdminService,
+  file_tokenbroker_v1_admin_service,
+} from "../gen/tokenbroker/v1/admin_service_pb.js";
+import {
+  file_tokenbroker_v1_token_service,
+  TokenService,
+} from "../gen/tokenbroker/v1/token_service_pb.js";
+import type { BrokerConfig } from "./config/config.js";
+import { securityPolicyOf } from "./config/parse-config.js";
+import {
+  type BrokerObservability,
+  createObservability,
+} from "./observability/broker-observability.js";
+import { startMetricsServer } from "./observability/metrics-server.js";
+import type { EndpointBudgets } from "./quota/index.js";
+import { createAdminService } from "./rpc/admin-service.js";
+import { instrument } from "./rpc/instrument.js";
+import { createTokenService } from "./rpc/token-service.js";
+import { secure } from "./security/index.js";
+import {
+  HealthStatus,
+  healthRegistration,
+  type RunningServer,
+  reflectionRegistrations,
+  registration,
+  startConnectServer,
+  startGrpcServer,
+} from "./server/index.js";
+import { type Clock, systemClock } from "./shared/clock.js";
+import { createAuditLogger, type Logger } from "./shared/logger.js";
+import { createStore } from "./store/create-store.js";
+import { AppRegistry } from "./token/app.js";
+import { TokenManager } from "./token/token-manager.js";
+import { UpstreamBreakers } from "./upstream/upstream-breakers.js";
+import { UpstreamGuard } from "./upstream/upstream-guard.js";
+import { createWechatClient } from "./upstream/wechat-client.js";
+
+export interface BrokerDeps {
+  logger: Logger;
+  /** The audit stream; built from config.audit when absent. */
+  audit?: Logger;
+  clock?: Clock;
+  /** HTTP client for WeChat; defaults to the global fetch. */
+  fetch?: typeof fetch;
+  random?: () => number;
+}
+
+export interface RunningBroker {
+  readonly grpc: RunningServer;
+  readonly connect: RunningServer;
+  readonly manager: TokenManager;
+  readonly health: HealthStatus;
+  /** Metrics, alerts; and the /metrics URL when a metrics listener is configured. */
+  readonly observability: BrokerObservability;
+  readonly metricsUrl?: string;
+  /** Drains: health NOT_SERVING, stop accepting, end streams with UNAVAILABLE, stop refreshing. Idempotent. */
+  close(): Promise<void>;
+}
+
+const TOKEN_SERVICE = TokenService.typeName;
+
+/**
+ * Requests are a few hundred bytes (the largest field, a rejected token, is
+ * capped at 2048 characters), so anything near this is hostile or broken.
+ */
+const MAX_REQUEST_BYTES = 64 * 1024;
+
+/** Builds every component from the config and starts both listeners. */
+export async function startBroker(config: BrokerConfig, deps: BrokerDeps): Promise<RunningBroker> {
+  const clock = deps.clock ?? systemClock;
+  const logger = deps.logger;
+  const audit = deps.audit ?? createAuditLogger(config.audit.destination);
+  const observability = createObservability({ clock, logger, webhooks: config.alerts.webhooks });
+  const stores = createStore(config.store, {
+    clock,
+    logger,
+    encryptionKeys: config.security.encryptionKeys,
+    budgets: {
+      defaults: config.quota.budgets as EndpointBudgets,
+      apps: config.quota.apps as Record<string, EndpointBudgets>,
+    },
+  });
+  const breakers = new UpstreamBreakers({
+    clock,
+    logger: logger.child({ component: "upstream" }),
+    onStateChange: observability.onBreakerState,
+  });
+  const guard = new UpstreamGuard({
+    breakers,
+    clock,
+    logger: logger.child({ component: "upstream" }),
+    quota: stores.ledger,
+    observe: observability.observeUpstream,
+  });
+  const client = createWechatClient({
+    baseUrl: config.upstream.baseUrl,
+    timeoutMs: config.upstream.timeoutMs,
+    ...(deps.fetch ? { fetch: deps.fetch } : {}),
+  });
+  const apps = new AppRegistry(config.apps);
+  const manager = new TokenManager({
+    apps,
+    guard,
+    events: observability.events,
+    store: stores.store,
+    ...(stores.lock ? { lock: stores.lock } : {}),
+    ...(stores.dueQueue ? { dueQueue: stores.dueQueue } : {}),
+    ...(stores.lockWaitMs ? { lockWaitMs: stores.lockWaitMs } : {}),
+    client,
+    policy: config.refresh,
+    logger: logger.child({ component: "tokens" }),
+    clock,
+    ...(deps.random ? { random: deps.random } : {}),
+  });
+
+  // NOT_SERVING until both listeners are up, so load balancers wait for us.
+  const health = new HealthStatus();
+  health.set("", HealthCheckResponse_ServingStatus.NOT_SERVING);
+  health.set(TOKEN_SERVICE, HealthCheckResponse_ServingStatus.NOT_SERVING);
+
+  // Who may call what: TokenService and AdminService only (health and reflection stay open).
+  const guardOptions = { policy: securityPolicyOf(config.security), clock, audit };
+  const services = [
+    registration(
+      TokenService,
+      instrument(
+        TokenService,
+        secure(
+          TokenService,
+          createTokenService({ manager, clock, logger: logger.child({ component: "rpc" }), audit }),
+          guardOptions,
+        ),
+        (...a) => observability.metrics.rpcHandled(...a),
+        clock,
+      ),
+    ),
+    registration(
+      AdminService,
+      instrument(
+        AdminService,
+        secure(
+          AdminService,
+          createAdminService({
+            manager,
+            apps,
+            ledger: stores.ledger,
+            breakers,
+            alerts: observability.alerts,
+            client,
+            clock,
+            audit,
+          }),
+          guardOptions,
+        ),
+        (...a) => observability.metrics.rpcHandled(...a),
+        clock,
+      ),
+    ),
+    healthRegistration(health),
+    ...reflectionRegistrations([
+      file_tokenbroker_v1_token_service,
+      file_tokenbroker_v1_admin_service,
+      file_grpc_health_v1_health,
+      file_grpc_reflection_v1_reflection,
+      file_grpc_reflection_v1alpha_reflection,
+    ]),
+  ];
+  const grpc = await startGrpcServer({
+    host: config.listen.grpc.host,
+    port: config.listen.grpc.port,
+    services,
+    logger,
+    maxReceiveMessageBytes: MAX_REQUEST_BYTES,
+    idleConnectionMs: config.listen.idleTimeoutMs,
+    ...(config.security.tls ? { tls: config.security.tls } : {}),
+  });
+  let connect: RunningServer;
+  try {
+    connect = await startConnectServer({
+      host: config.listen.connect.host,
+      port: config.listen.connect.port,
+      services,
+      logger,
+      maxReceiveMessageBytes: MAX_REQUEST_BYTES,
+      idleConnectionMs: config.listen.idleTimeoutMs,
+      ...(config.security.tls ? { tls: config.security.tls } : {}),
+      corsAllowedOrigins: [...config.cors.allowedOrigins],
+    });
+  } catch (err) {
+    await grpc.close({ graceMs: 0 });
+    throw err;
+  }
+  // Until the store hears its own writes, a replica could miss updates:
+  // stay NOT_SERVING (load balancers keep away) and say why.
+  const waiting = setTimeout(
+    () => logger.warn({ store: config.store.type }, "waiting for the shared store before serving"),
+    2000,
+  );
+  await stores.ready().finally(() => clearTimeout(waiting));
+  manager.start();
+  observability.sample(manager, stores.ledger, apps);
+  const metricsServer = config.metrics.listen
+    ? await startMetricsServer({
+        host: config.metrics.listen.host,
+        port: config.metrics.listen.port,
+        metrics: observability.metrics,
+        logger,
+      })
+    : undefined;
+  health.set("", HealthCheckResponse_ServingStatus.SERVING);
+  health.set(TOKEN_SERVICE, HealthCheckResponse_ServingStatus.SERVING);
+  if (config.security.clients.length === 0) {
+    logger.warn(
+      { grpc: grpc.url, connect: connect.url },
+      "NO AUTHENTICATION: every caller that can reach these listeners may read and refresh every token. " +
+        "Configure security.clients (API keys or client certificates) before exposing the broker.",
+    );
+  }
+  logger.info(
+    {
+      grpc: grpc.url,
+      connect: connect.url,
+      apps: config.apps.map((a) => a.id),
+      upstream: config.upstream.baseUrl,
+    },
+    "token broker serving",
+  );
+
+  let closing: Promise<void> | undefined;
+  return {
+    grpc,
+    connect,
+    manager,
+    health,
+    observability,
+    ...(metricsServer ? { metricsUrl: metricsServer.url } : {}),
+    close() {
+      closing ??= (async () => {
+        logger.info({ graceMs: config.shutdown.graceMs }, "shutting down");
+        health.drain();
+        await Promise.all([
+          grpc.close({ graceMs: config.shutdown.graceMs }),
+          connect.close({ graceMs: config.shutdown.graceMs }),
+        ]);
+        await manager.close();
+        breakers.close();
+        await metricsServer?.close();
+        await observability.close();
+        await stores.close();
+        logger.info("stopped");
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,90 @@
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { AdminService } from "../../gen/tokenbroker/v1/admin_service_pb.js";
+import { TokenKind } from "../../gen/tokenbroker/v1/token_service_pb.js";
+
+export interface AdminOptions {
+  addr: string;
+  timeoutMs: number;
+}
+
+function admin(o: AdminOptions) {
+  return createClient(AdminService, createGrpcTransport({ baseUrl: `http://${o.addr}` }));
+}
+
+const iso = (t: Parameters<typeof timestampDate>[0] | undefined) =>
+  t ? timestampDate(t).toISOString() : "-";
+
+/** `token-broker status`: one table per section, readable in a terminal. */
+export async function statusCommand(o: AdminOptions & { app: string }): Promise<void> {
+  const s = await admin(o).getStatus({ appId: o.app }, { timeoutMs: o.timeoutMs });
+  const rows: string[][] = [
+    ["APP", "KIND", "VERSION", "EXPIRES", "NEXT REFRESH", "OVERDUE", "FINGERPRINT", "LAST ERROR"],
+  ];
+  for (const c of s.credentials) {
+    rows.push([
+      c.appId,
+      (TokenKind[c.kind] ?? "").toLowerCase(),
+      c.version.toString(),
+      iso(c.expiresAt),
+      iso(c.nextRefreshAt),
+      c.refreshOverdue ? "yes" : "no",
+      c.fingerprint,
+      c.lastError || "-",
+    ]);
+  }
+  print("Credentials", rows);
+  print("Quota today (China day)", [
+    ["APP", "ENDPOINT", "USED", "BUDGET", "BLOCKED UNTIL"],
+    ...s.quotas.map((q) => [
+      q.appId,
+      q.endpoint,
+      q.used.toString(),
+      q.budget < 0n ? "unmetered" : q.budget.toString(),
+      iso(q.blockedUntil),
+    ]),
+  ]);
+  print("WeChat circuits", [
+    ["APP", "ENDPOINT", "STATE", "OPENED"],
+    ...s.breakers.map((b) => [b.appId, b.endpoint, b.state, iso(b.openedAt)]),
+  ]);
+  print("Active alerts", [
+    ["NAME", "APP", "SEVERITY", "SINCE", "SUMMARY"],
+    ...s.alerts.map((a) => [a.name, a.appId || "-", a.severity, iso(a.since), a.summary]),
+  ]);
+}
+
+export async function forceRefreshCommand(
+  o: AdminOptions & { app: string; reason: string },
+): Promise<void> {
+  const res = await admin(o).forceRefresh(
+    { appId: o.app, reason: o.reason },
+    { timeoutMs: o.timeoutMs },
+  );
+  console.log(
+    JSON.stringify({
+      app: o.app,
+      version: res.token?.version.toString(),
+      fingerprint: res.token?.fingerprint,
+    }),
+  );
+}
+
+export async function clearQuotaCommand(
+  o: AdminOptions & { app: string; reason: string },
+): Promise<void> {
+  await admin(o).clearQuota({ appId: o.app, reason: o.reason }, { timeoutMs: o.timeoutMs });
+  console.log(JSON.stringify({ app: o.app, quotaCleared: true }));
+}
+
+function print(title: string, rows: string[][]): void {
+  console.log(`\n${title}`);
+  if (rows.length === 1) {
+    console.log("  (none)");
+    return;
+  }
+  const widths = (rows[0] ?? []).map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));
+  for (const r of rows)
+    console.log(`  ${r.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join("  ")}`.trimEnd());
+}

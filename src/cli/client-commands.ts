@@ -1,0 +1,94 @@
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import {
+  InvalidateOutcome,
+  type Token,
+  TokenKind,
+  TokenService,
+} from "../../gen/tokenbroker/v1/token_service_pb.js";
+
+export interface ClientOptions {
+  /** host:port of the broker's gRPC listener. */
+  addr: string;
+  app: string;
+  kind: string;
+  /** Print the credential itself; by default only its fingerprint. */
+  reveal: boolean;
+  /** Per-call deadline. */
+  timeoutMs: number;
+}
+
+const KINDS: Readonly<Record<string, TokenKind>> = {
+  access_token: TokenKind.ACCESS_TOKEN,
+  jsapi_ticket: TokenKind.JSAPI_TICKET,
+  wx_card_ticket: TokenKind.WX_CARD_TICKET,
+};
+
+function connect(o: ClientOptions) {
+  const kind = KINDS[o.kind];
+  if (kind === undefined)
+    throw new Error(`--kind must be one of ${Object.keys(KINDS).join(", ")}; got '${o.kind}'`);
+  const transport = createGrpcTransport({ baseUrl: `http://${o.addr}` });
+  return { client: createClient(TokenService, transport), kind };
+}
+
+/** One line of JSON per credential: what an operator needs, the value only on request. */
+function describe(
+  token: Token | undefined,
+  reveal: boolean,
+  extra: Record<string, unknown> = {},
+): string {
+  if (!token) return JSON.stringify({ error: "response carried no token", ...extra });
+  return JSON.stringify({
+    app: token.appId,
+    kind: TokenKind[token.kind]?.toLowerCase(),
+    version: token.version.toString(),
+    fingerprint: token.fingerprint,
+    expiresAt: token.expiresAt ? timestampDate(token.expiresAt).toISOString() : undefined,
+    expiresIn: Number(token.expiresIn),
+    fetchedAt: token.fetchedAt ? timestampDate(token.fetchedAt).toISOString() : undefined,
+    ...(reveal ? { value: token.value } : {}),
+    ...extra,
+  });
+}
+
+export async function getCommand(o: ClientOptions): Promise<void> {
+  const { client, kind } = connect(o);
+  const res = await client.getToken({ appId: o.app, kind }, { timeoutMs: o.timeoutMs });
+  console.log(describe(res.token, o.reveal));
+}
+
+export async function invalidateCommand(
+  o: ClientOptions & { value: string; errcode: number },
+): Promise<void> {
+  const { client, kind } = connect(o);
+  const res = await client.invalidateToken(
+    { appId: o.app, kind, rejectedValue: o.value, errcode: o.errcode },
+    { timeoutMs: o.timeoutMs },
+  );
+  console.log(
+    describe(res.token, o.reveal, {
+      refreshed: res.refreshed,
+      outcome: InvalidateOutcome[res.outcome],
+    }),
+  );
+}
+
+/** Prints every version until interrupted; exits non-zero if the stream fails. */
+export async function watchCommand(o: ClientOptions): Promise<void> {
+  const { client, kind } = connect(o);
+  const abort = new AbortController();
+  process.once("SIGINT", () => abort.abort());
+  try {
+    for await (const res of client.watchToken({ appId: o.app, kind }, { signal: abort.signal })) {
+      const previous = res.previousValidUntil
+        ? timestampDate(res.previousValidUntil).toISOString()
+        : undefined;
+      console.log(describe(res.token, o.reveal, previous ? { previousValidUntil: previous } : {}));
+    }
+  } catch (err) {
+    if (abort.signal.aborted && ConnectError.from(err).code === Code.Canceled) return;
+    throw err;
+  }
+}

@@ -1,0 +1,459 @@
+import { QUOTA_ENDPOINTS } from "../quota/index.js";
+import { PERMISSIONS, type SecurityPolicy, validateSecurityPolicy } from "../security/index.js";
+import { isLoopbackHost } from "../shared/loopback.js";
+import { Secret } from "../shared/secret.js";
+import { parseRedisUrl } from "../store/redis/connection.js";
+import { APP_ID_PATTERN, APP_TYPES, type AppConfig } from "../token/app.js";
+import { CREDENTIAL_KINDS } from "../token/credential.js";
+import { DEFAULT_REFRESH_POLICY, type RefreshPolicy } from "../token/refresh-policy.js";
+import {
+  type BrokerConfig,
+  type ClientConfig,
+  ConfigError,
+  type ListenAddress,
+  type Permission,
+  type SecurityConfig,
+  type StoreConfig,
+  type TlsConfig,
+} from "./config.js";
+import { ObjectReader } from "./reader.js";
+
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+
+export interface ConfigEnvironment {
+  /** Environment variables (for secrets named by `secret.env`). */
+  env: Readonly<Record<string, string | undefined>>;
+  /** Reads a secret file (for `secret.file`). */
+  readFile: (path: string) => string;
+}
+
+/**
+ * Validates a parsed config document into a frozen BrokerConfig. Pure apart
+ * from the injected secret lookups; every error names the offending key.
+ */
+export function parseConfig(document: unknown, environment: ConfigEnvironment): BrokerConfig {
+  const root = new ObjectReader("", document);
+  const listen = root.object("listen");
+  const upstream = root.object("upstream");
+  const store = root.object("store");
+  const cors = root.object("cors");
+  const log = root.object("log");
+  const shutdown = root.object("shutdown");
+  const metrics = root.object("metrics");
+  const alerts = root.object("alerts");
+  const quota = root.object("quota");
+  const audit = root.object("audit");
+
+  const config: BrokerConfig = {
+    listen: {
+      grpc: parseAddress(listen, "grpc", "127.0.0.1:50051"),
+      connect: parseAddress(listen, "connect", "127.0.0.1:8080"),
+      idleTimeoutMs: listen.number("idleTimeoutMs", 60_000, 1000, 3_600_000),
+    },
+    upstream: {
+      baseUrl: parseUrl(upstream, "baseUrl", "https://api.weixin.qq.com"),
+      timeoutMs: upstream.number("timeoutMs", 5000, 100, 120_000),
+    },
+    refresh: parseRefresh(root.object("refresh")),
+    store: parseStore(store),
+    cors: {
+      allowedOrigins: cors
+        .array("allowedOrigins")
+        .map((o, i) => origin(cors.key(`allowedOrigins[${i}]`), o)),
+    },
+    log: { level: log.oneOf("level", LOG_LEVELS, "info") },
+    shutdown: { graceMs: shutdown.number("graceMs", 5000, 0, 600_000) },
+    metrics:
+      metrics.raw("listen") === undefined ? {} : { listen: parseAddress(metrics, "listen", "") },
+    alerts: {
+      webhooks: alerts
+        .array("webhooks")
+        .map((w, i) => parseWebhook(alerts.key(`webhooks[${i}]`), w, environment)),
+    },
+    quota: {
+      budgets: parseBudgets(quota.object("budgets")),
+      apps: parseAppBudgets(quota.object("apps")),
+    },
+    apps: parseApps(root, environment),
+    security: parseSecurity(root.object("security"), environment),
+    audit: { destination: parseAuditDestination(audit) },
+  };
+  for (const r of [
+    listen,
+    upstream,
+    store,
+    cors,
+    log,
+    shutdown,
+    metrics,
+    alerts,
+    quota,
+    audit,
+    root,
+  ]) {
+    r.done();
+  }
+  for (const appId of Object.keys(config.quota.apps)) {
+    if (!config.apps.some((a) => a.id === appId)) {
+      throw new ConfigError(`quota.apps.${appId}`, `no app with id '${appId}' is configured`);
+    }
+  }
+  checkExposure(config);
+  try {
+    validateSecurityPolicy(securityPolicyOf(config.security));
+  } catch (err) {
+    throw new ConfigError("security", (err as Error).message);
+  }
+  return deepFreeze(config);
+}
+
+/** Without authentication, tokens go to anyone who can connect: loopback only unless opted in. */
+function checkExposure(config: BrokerConfig): void {
+  if (config.security.clients.length > 0 || config.security.allowUnauthenticatedNonLoopback) return;
+  for (const [name, address] of [
+    ["grpc", config.listen.grpc],
+    ["connect", config.listen.connect],
+  ] as const) {
+    if (!isLoopbackHost(address.host)) {
+      throw new ConfigError(
+        `listen.${name}`,
+        `${address.host} is not a loopback address and no clients are configured: anyone who can reach it could ` +
+          "read every token. Configure security.clients (API keys or client certificates), or set " +
+          "security.allowUnauthenticatedNonLoopback: true if a trusted network really protects it",
+      );
+    }
+  }
+}
+
+function parseSecurity(r: ObjectReader, environment: ConfigEnvironment): SecurityConfig {
+  const tlsRaw = r.raw("tls");
+  let tls: TlsConfig | undefined;
+  if (tlsRaw !== undefined && tlsRaw !== null) {
+    const t = r.object("tls");
+    const clientCaFile = t.raw("clientCaFile") === undefined ? undefined : t.string("clientCaFile");
+    tls = {
+      certFile: t.string("certFile"),
+      keyFile: t.string("keyFile"),
+      ...(clientCaFile ? { clientCaFile } : {}),
+      requireClientCert: t.boolean("requireClientCert", false),
+    };
+    if (tls.requireClientCert && !clientCaFile) {
+      throw new ConfigError(
+        t.key("requireClientCert"),
+        "needs clientCaFile (the CA that signs client certificates)",
+      );
+    }
+    t.done();
+  }
+  const ids = new Set<string>();
+  const clients = r.array("clients").map((raw, i): ClientConfig => {
+    const c = new ObjectReader(r.key(`clients[${i}]`), raw);
+    const id = c.string("id");
+    if (ids.has(id)) throw new ConfigError(c.key("id"), `duplicate client id '${id}'`);
+    ids.add(id);
+    const apiKeySha256 =
+      c.raw("apiKeySha256") === undefined ? undefined : c.string("apiKeySha256").toLowerCase();
+    if (apiKeySha256 !== undefined && !/^[0-9a-f]{64}$/.test(apiKeySha256)) {
+      throw new ConfigError(
+        c.key("apiKeySha256"),
+        "expected 64 hex characters (SHA-256 of the key; see `token-broker hash-key`)",
+      );
+    }
+    const tlsIdentity = c.raw("tlsIdentity") === undefined ? undefined : c.string("tlsIdentity");
+    if (!apiKeySha256 && !tlsIdentity) {
+      throw new ConfigError(c.path, "needs apiKeySha256 or tlsIdentity to recognise the client");
+    }
+    const strings = (name: string, allowed?: readonly string[]) =>
+      c.array(name).map((v, j) => {
+        if (typeof v !== "string" || (allowed && !allowed.includes(v))) {
+          throw new ConfigError(
+            c.key(`${name}[${j}]`),
+            allowed ? `expected one of ${allowed.join(", ")}` : "expected a string",
+          );
+        }
+        return v;
+      });
+    const apps = strings("apps");
+    if (apps.length === 0)
+      throw new ConfigError(c.key("apps"), 'list the app ids it may use, or ["*"]');
+    const kinds = c.raw("kinds") === undefined ? undefined : strings("kinds", CREDENTIAL_KINDS);
+    const permissions = strings("permissions", PERMISSIONS) as Permission[];
+    if (permissions.length === 0)
+      throw new ConfigError(
+        c.key("permissions"),
+        "expected at least one of get, watch, invalidate, admin",
+      );
+    const optional = (name: string, min: number, max: number) =>
+      c.raw(name) === undefined ? {} : { [name]: c.number(name, 0, min, max) };
+    const client: ClientConfig = {
+      id,
+      ...(apiKeySha256 ? { apiKeySha256 } : {}),
+      ...(tlsIdentity ? { tlsIdentity } : {}),
+      apps,
+      ...(kinds ? { kinds } : {}),
+      permissions,
+      ...optional("ratePerSecond", 0.01, 100_000),
+      ...optional("burst", 1, 1_000_000),
+      ...optional("maxWatchStreams", 1, 100_000),
+    };
+    c.done();
+    return client;
+  });
+  const cidrs = (name: string) =>
+    r.raw(name) === undefined
+      ? undefined
+      : r.array(name).map((v, i) => {
+          if (typeof v !== "string" || !/^[0-9a-fA-F:.]+\/\d{1,3}$/.test(v)) {
+            throw new ConfigError(
+              r.key(`${name}[${i}]`),
+              "expected a CIDR like 10.0.0.0/8 or fd00::/8",
+            );
+          }
+          return v;
+        });
+  const allowCidrs = cidrs("allowCidrs");
+  const trustedProxies = cidrs("trustedProxies");
+  const encryptionKeys = r.array("encryptionKeys").map((raw, i) => {
+    const k = new ObjectReader(r.key(`encryptionKeys[${i}]`), raw);
+    const id = k.string("id");
+    if (!/^[A-Za-z0-9_-]{1,32}$/.test(id))
+      throw new ConfigError(k.key("id"), "1-32 letters, digits, '_' or '-'");
+    const key = parseSecretRef(k, "key", environment);
+    if (Buffer.from(key.reveal(), "base64").length !== 32) {
+      throw new ConfigError(
+        k.key("key"),
+        "expected 32 random bytes, base64-encoded (e.g. `openssl rand -base64 32`)",
+      );
+    }
+    k.done();
+    return { id, key };
+  });
+  const security: SecurityConfig = {
+    ...(tls ? { tls } : {}),
+    clients,
+    ...(allowCidrs ? { allowCidrs } : {}),
+    ...(trustedProxies ? { trustedProxies } : {}),
+    allowUnauthenticatedNonLoopback: r.boolean("allowUnauthenticatedNonLoopback", false),
+    encryptionKeys,
+  };
+  r.done();
+  return security;
+}
+
+function parseAuditDestination(r: ObjectReader): BrokerConfig["audit"]["destination"] {
+  const v = r.string("destination", "stderr");
+  if (v === "stderr" || v === "stdout") return v;
+  if (!v.startsWith("/"))
+    throw new ConfigError(r.key("destination"), "expected stderr, stdout or an absolute file path");
+  return { file: v };
+}
+
+function parseStore(r: ObjectReader): StoreConfig {
+  const type = r.oneOf("type", ["memory", "redis"] as const, "memory");
+  if (type === "memory") return { type };
+  const url = r.string("url");
+  try {
+    parseRedisUrl(url);
+  } catch (err) {
+    // The URL may hold a password: name the key, not the value.
+    throw new ConfigError(r.key("url"), (err as Error).message);
+  }
+  const prefix = r.string("prefix", "tokenbroker");
+  if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(prefix)) {
+    throw new ConfigError(
+      r.key("prefix"),
+      "1-64 characters: letters, digits, '_', '.', ':' or '-'",
+    );
+  }
+  return {
+    type,
+    url,
+    prefix,
+    lockTtlMs: r.number("lockTtlMs", 30_000, 1000, 120_000),
+    schedulePollMs: r.number("schedulePollMs", 1000, 50, 60_000),
+  };
+}
+
+function parseBudgets(r: ObjectReader): Record<string, number | null> {
+  const budgets: Record<string, number | null> = {};
+  for (const endpoint of QUOTA_ENDPOINTS) {
+    const v = r.raw(endpoint);
+    if (v === undefined) continue;
+    if (v === null || v === "unmetered") budgets[endpoint] = null;
+    else budgets[endpoint] = r.number(endpoint, 0, 0, 10_000_000);
+  }
+  r.done();
+  return budgets;
+}
+
+function parseAppBudgets(r: ObjectReader): Record<string, Record<string, number | null>> {
+  const out: Record<string, Record<string, number | null>> = {};
+  for (const appId of r.keys()) out[appId] = parseBudgets(r.object(appId));
+  r.done();
+  return out;
+}
+
+function parseWebhook(key: string, raw: unknown, environment: ConfigEnvironment) {
+  const w = new ObjectReader(key, raw);
+  const format = w.oneOf("format", ["generic", "wecom"] as const, "generic");
+  const url =
+    typeof w.raw("url") === "string"
+      ? new Secret(w.string("url"))
+      : parseSecretRef(w, "url", environment);
+  try {
+    const parsed = new URL(url.reveal());
+    if (parsed.protocol !== "http:" && parsed.protocol !== "https:") throw new Error();
+  } catch {
+    throw new ConfigError(w.key("url"), "expected an http(s) URL");
+  }
+  w.done();
+  return { url, format };
+}
+
+function parseAddress(r: ObjectReader, name: string, fallback: string): ListenAddress {
+  const v = r.string(name, fallback);
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(v);
+  const port = m ? Number(m[3]) : Number.NaN;
+  if (!m || port > 65535) {
+    throw new ConfigError(
+      r.key(name),
+      `expected host:port (e.g. 127.0.0.1:50051 or [::1]:50051), got '${v}'`,
+    );
+  }
+  return { host: m[1] ?? m[2] ?? "", port };
+}
+
+function parseUrl(r: ObjectReader, name: string, fallback: string): string {
+  const v = r.string(name, fallback);
+  let url: URL;
+  try {
+    url = new URL(v);
+  } catch {
+    throw new ConfigError(r.key(name), `expected an http(s) URL, got '${v}'`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new ConfigError(r.key(name), `expected an http(s) URL, got '${v}'`);
+  }
+  return v.replace(/\/+$/, "");
+}
+
+function origin(key: string, v: unknown): string {
+  if (typeof v !== "string" || !(v === "*" || /^https?:\/\/[^/]+$/.test(v))) {
+    throw new ConfigError(
+      key,
+      `expected an origin like https://example.com or "*", got ${JSON.stringify(v)}`,
+    );
+  }
+  return v;
+}
+
+function parseRefresh(r: ObjectReader): RefreshPolicy {
+  const d = DEFAULT_REFRESH_POLICY;
+  const policy: RefreshPolicy = {
+    marginMs: r.number("marginSeconds", d.marginMs / 1000, 1, 3600) * 1000,
+    // Below 300 s: WeChat rotates a stable token only in its last 5 minutes.
+    stableMarginMs: r.number("stableMarginSeconds", d.stableMarginMs / 1000, 1, 299) * 1000,
+    maxMarginRatio: d.maxMarginRatio,
+    jitterRatio: r.number("jitterRatio", d.jitterRatio, 0, 1),
+    minRemainingMs: r.number("minRemainingSeconds", d.minRemainingMs / 1000, 0, 600) * 1000,
+    ticketMinRemainingMs: d.ticketMinRemainingMs,
+    retryInitialMs: r.number("retryInitialMs", d.retryInitialMs, 10, 600_000),
+    retryMaxMs: r.number("retryMaxMs", d.retryMaxMs, 10, 3_600_000),
+    slowRetryMs: r.number("slowRetryMs", d.slowRetryMs, 10, 3_600_000),
+  };
+  r.done();
+  if (policy.retryMaxMs < policy.retryInitialMs) {
+    throw new ConfigError(r.key("retryMaxMs"), "must not be below retryInitialMs");
+  }
+  return policy;
+}
+
+function parseApps(root: ObjectReader, environment: ConfigEnvironment): AppConfig[] {
+  const ids = new Set<string>();
+  return root.array("apps").map((raw, i) => {
+    const a = new ObjectReader(root.key(`apps[${i}]`), raw);
+    const id = a.string("id");
+    if (!APP_ID_PATTERN.test(id)) {
+      throw new ConfigError(
+        a.key("id"),
+        "1-64 characters: letters, digits, '.', '_' or '-', starting with a letter or digit",
+      );
+    }
+    if (ids.has(id)) throw new ConfigError(a.key("id"), `duplicate app id '${id}'`);
+    ids.add(id);
+    const app: AppConfig = {
+      id,
+      type: a.oneOf("type", APP_TYPES, "official_account"),
+      appid: a.string("appid"),
+      secret: parseSecret(a, environment),
+      tokenMode: a.oneOf("tokenMode", ["classic", "stable"] as const, "classic"),
+      prefetch: a.boolean("prefetch", true),
+    };
+    a.done();
+    return app;
+  });
+}
+
+/** AppSecrets come from an env var or a file, never inline in the config. */
+function parseSecret(a: ObjectReader, environment: ConfigEnvironment): Secret {
+  if (typeof a.raw("secret") === "string") {
+    throw new ConfigError(
+      a.key("secret"),
+      "inline secrets are not accepted; use {env: VAR_NAME} or {file: /path}",
+    );
+  }
+  return parseSecretRef(a, "secret", environment);
+}
+
+/** A secret given as {env: VAR_NAME} or {file: /path}. */
+function parseSecretRef(
+  a: ObjectReader,
+  field: string,
+  { env, readFile }: ConfigEnvironment,
+): Secret {
+  const s = new ObjectReader(a.key(field), a.raw(field));
+  const envName = s.raw("env");
+  const file = s.raw("file");
+  s.done();
+  if ((envName === undefined) === (file === undefined)) {
+    throw new ConfigError(s.path, "give exactly one of {env: VAR_NAME} or {file: /path}");
+  }
+  let value: string;
+  if (envName !== undefined) {
+    if (typeof envName !== "string" || envName === "")
+      throw new ConfigError(s.key("env"), "expected a variable name");
+    value = env[envName] ?? "";
+    if (value === "")
+      throw new ConfigError(s.key("env"), `environment variable ${envName} is not set or empty`);
+  } else {
+    if (typeof file !== "string" || file === "")
+      throw new ConfigError(s.key("file"), "expected a file path");
+    try {
+      value = readFile(file).trim();
+    } catch (err) {
+      throw new ConfigError(
+        s.key("file"),
+        `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? "error"}`,
+      );
+    }
+    if (value === "") throw new ConfigError(s.key("file"), `${file} is empty`);
+  }
+  return new Secret(value);
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === "object" && !(value instanceof Secret) && !Object.isFrozen(value)) {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+/** The part of the security config the request guard enforces. */
+export function securityPolicyOf(security: SecurityConfig): SecurityPolicy {
+  return {
+    clients: security.clients,
+    ...(security.allowCidrs ? { allowCidrs: security.allowCidrs } : {}),
+    ...(security.trustedProxies ? { trustedProxies: security.trustedProxies } : {}),
+  };
+}

@@ -1,0 +1,61 @@
+import { authorize } from "./access-token-check.js";
+import {
+  type ApiRequest,
+  type ApiRoute,
+  bodyField,
+  queryParam,
+  tokenOwner,
+} from "./api-request.js";
+import { fail, OK_ENVELOPE, ok } from "./errors.js";
+
+/**
+ * `POST /cgi-bin/clear_quota?access_token` with `{"appid"}` (R24): token
+ * check → 47001 (body not a JSON object) → 41002 (appid missing) → 40013
+ * (appid is not the token's account) → 48006 (10 clears this month, shared
+ * with v2) → every daily counter of the account back to 0.
+ */
+export const clearQuotaRoute: ApiRoute = {
+  method: "POST",
+  identify: tokenOwner,
+  handle(req, state) {
+    const auth = authorize(req, state);
+    if (!auth.ok) return auth.result;
+    if (req.bodyMalformed) return fail(47001);
+    const appid = bodyField(req, "appid");
+    if (appid === undefined) return fail(41002);
+    if (appid !== auth.token.appid) return fail(40013);
+    if (!state.quotaClears.take(appid, state.now())) return fail(48006);
+    state.quota.clearAll(appid);
+    return ok(OK_ENVELOPE);
+  },
+};
+
+/** `appid` / `appsecret` from the query string, else from the JSON body (the docs show both). */
+function v2Param(req: ApiRequest, name: string): string | undefined {
+  return queryParam(req, name) ?? bodyField(req, name);
+}
+
+/**
+ * `POST /cgi-bin/clear_quota/v2` with `appid` and `appsecret` in the query
+ * or the JSON body (R25). Needs no access token, so it works while
+ * `/cgi-bin/token` answers 45009. 47001 (body sent but not a JSON object) →
+ * 41002 → 41004 → 40013 (unknown appid) → 40125 (wrong secret) → 48006
+ * (shared monthly allowance) → every daily counter back to 0.
+ */
+export const clearQuotaV2Route: ApiRoute = {
+  method: "POST",
+  identify: (req) => v2Param(req, "appid"),
+  handle(req, state) {
+    if (req.bodyMalformed) return fail(47001);
+    const appid = v2Param(req, "appid");
+    const secret = v2Param(req, "appsecret");
+    if (appid === undefined) return fail(41002);
+    if (secret === undefined) return fail(41004);
+    const app = state.apps.get(appid);
+    if (!app) return fail(40013);
+    if (secret !== app.secret) return fail(40125);
+    if (!state.quotaClears.take(appid, state.now())) return fail(48006);
+    state.quota.clearAll(appid);
+    return ok(OK_ENVELOPE);
+  },
+};

@@ -1,0 +1,61 @@
+import type { Logger } from "../shared/logger.js";
+import { silentLogger } from "../shared/logger.js";
+import type { EmulatorApp, EmulatorOptions, Limit, MeteredPath } from "./types.js";
+
+/** EmulatorOptions with every default filled in (times in ms). */
+export interface EmulatorConfig {
+  readonly apps: readonly EmulatorApp[];
+  readonly tokenLifetimeMs: number;
+  readonly graceMs: number;
+  readonly ticketLifetimeMs: number;
+  readonly wrongSecretErrcode: 40125 | 40001;
+  readonly countFailedCalls: boolean;
+  readonly utcOffsetMinutes: number;
+  readonly dailyLimits: Partial<Record<MeteredPath, Limit>>;
+  readonly minuteLimits: Partial<Record<MeteredPath, Limit>>;
+  readonly apiQuotaClearPeriod: "month" | "day";
+  readonly countForceWithinGap: boolean;
+  readonly malformedTokenErrcode: 40001 | 40014;
+  readonly unknownTicketTypeErrcode: number;
+  readonly random: () => number;
+  readonly logger: Logger;
+}
+
+/** Minimum gap between two rotating `force_refresh` calls (R17). */
+export const FORCE_GAP_MS = 30_000;
+/** Shared monthly allowance of clear_quota and clear_quota/v2 (R24, R25). */
+export const CLEAR_QUOTA_PER_MONTH = 10;
+/** Allowance of openapi/quota/clear per period (R26). */
+export const API_QUOTA_CLEARS = 50;
+
+export function resolveConfig(options: EmulatorOptions): EmulatorConfig {
+  const lifetime = options.tokenLifetimeSeconds ?? 7200;
+  positive("tokenLifetimeSeconds", lifetime);
+  const grace = options.graceSeconds ?? 300;
+  if (!(grace >= 0)) throw new RangeError(`graceSeconds must be ≥ 0, got ${grace}`);
+  const ticketLifetime = options.ticketLifetimeSeconds ?? 7200;
+  positive("ticketLifetimeSeconds", ticketLifetime);
+  return {
+    apps: (options.apps ?? []).map((a) => ({ ...a })),
+    tokenLifetimeMs: lifetime * 1000,
+    graceMs: grace * 1000,
+    ticketLifetimeMs: ticketLifetime * 1000,
+    wrongSecretErrcode: options.wrongSecretErrcode ?? 40125,
+    countFailedCalls: options.countFailedCalls ?? false,
+    utcOffsetMinutes: options.utcOffsetMinutes ?? 480,
+    dailyLimits: { ...options.dailyLimits },
+    minuteLimits: { ...options.minuteLimits },
+    apiQuotaClearPeriod: options.apiQuotaClearPeriod ?? "month",
+    countForceWithinGap: options.countForceWithinGap ?? true,
+    malformedTokenErrcode: options.malformedTokenErrcode ?? 40001,
+    unknownTicketTypeErrcode: options.unknownTicketTypeErrcode ?? 40097,
+    random: options.random ?? Math.random,
+    logger: options.logger ?? silentLogger(),
+  };
+}
+
+function positive(name: string, value: number): void {
+  if (!(value > 0) || !Number.isFinite(value)) {
+    throw new RangeError(`${name} must be a positive number, got ${value}`);
+  }
+}

@@ -1,0 +1,70 @@
+/**
+ * The project's emulator of WeChat's credential HTTP API: the upstream for
+ * the broker's tests, demo mode and benchmarks. It follows the numbered rules
+ * of the shared WeChat API facts (§11, R1–R27 and R43–R44).
+ *
+ * Served: GET /cgi-bin/token, POST /cgi-bin/stable_token,
+ * GET /cgi-bin/ticket/getticket, GET /cgi-bin/getcallbackip,
+ * GET /cgi-bin/get_api_domain_ip, POST /cgi-bin/openapi/quota/get,
+ * POST /cgi-bin/openapi/quota/clear, POST /cgi-bin/clear_quota,
+ * POST /cgi-bin/clear_quota/v2. Control plane under /_emulator/ (see
+ * control-routes.ts for the endpoint table).
+ *
+ * Emulator choices where WeChat's behaviour is undocumented (defaults; most
+ * are options of `createEmulator`):
+ * - Validity is half-open: a token works while now < its end and fails at
+ *   exactly issue + expires_in (42001) or superseding + graceSeconds (40001).
+ * - Two-slot model: only the current token and one grace token ever work (R8).
+ * - A token superseded before it expired stays 40001 after its expiry too;
+ *   one whose expiry came first gets 42001 (R9).
+ * - Never-issued tokens get 40001; `malformedTokenErrcode: 40014` is optional (R10).
+ * - A wrong secret gets 40125 (`wrongSecretErrcode: 40001` for legacy) (R4).
+ * - The whitelist (40164) is checked first but only when the appid names a
+ *   known account; a secret freeze, flags and risk states apply at once.
+ * - Only successful calls use quota (`countFailedCalls`) (R5); injected
+ *   faults never do (R43).
+ * - Stable tokens rotate in normal mode once ≤ graceSeconds remain (R15), so
+ *   a lifetime shorter than graceSeconds rotates on every call.
+ * - A force call < 30 s after the last rotating one returns the current token
+ *   and still uses a force call (`countForceWithinGap`) (R17).
+ * - Missing or unknown getticket `type` → 40097 "invalid args" (R21).
+ * - getticket and getcallbackip are unmetered; quota/get reports them with
+ *   daily_limit 2147483647. get_api_domain_ip: 1000 a day (R22).
+ * - openapi/quota/clear: 50 a month (`apiQuotaClearPeriod: "day"`) (R26);
+ *   clearing stable_token also restores its force allowance.
+ * - Quota days start at 00:00 UTC+8 (`utcOffsetMinutes`), months on the 1st;
+ *   minute limits use calendar minutes (R27). Daily beats minute (45009 first).
+ * - Unknown API paths: HTTP 200 `40066 invalid url`. Wrong method: 43001 on
+ *   GET APIs, 43002 on POST APIs. A body that is not a JSON object: 47001.
+ * - errmsg ends with ` rid: <hex unix seconds>-<8 hex>-<8 hex>`.
+ * - Latency and hang faults use real time; everything else reads the
+ *   injected clock lazily, and nothing is scheduled on it.
+ */
+
+export type {
+  AccountFlags,
+  AppInfo,
+  AppPatch,
+  CounterSnapshot,
+  EmulatorControl,
+  EndpointCounter,
+  FaultAction,
+  FaultInfo,
+  FaultSpec,
+  LiveToken,
+  QuotaEntry,
+  QuotaSnapshot,
+  RiskState,
+  TokenCheck,
+  TokenKind,
+} from "./control-types.js";
+export { EmulatorControlError } from "./control-types.js";
+export { createEmulator } from "./emulator.js";
+export type {
+  AppType,
+  Emulator,
+  EmulatorApp,
+  EmulatorOptions,
+  Limit,
+  MeteredPath,
+} from "./types.js";

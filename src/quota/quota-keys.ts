@@ -1,0 +1,40 @@
+import { chinaDate } from "./china-day.js";
+import type { QuotaEndpoint } from "./quota-ledger.js";
+
+/** The short name of each endpoint inside a key. */
+const SEGMENT: Readonly<Record<QuotaEndpoint, string>> = {
+  "/cgi-bin/token": "token",
+  "/cgi-bin/stable_token": "stable_token",
+  "/cgi-bin/ticket/getticket": "getticket",
+  force_refresh: "force_refresh",
+};
+
+/**
+ * Every Redis key of the quota ledger, under the broker's prefix (the same
+ * one RedisKeys takes). All keys of one app share the hash tag
+ * `{quota:<app>}`, so each script and multi-key command touches one Redis
+ * Cluster slot. Keys carry the broker's app id, an endpoint name and a China
+ * date; never a secret.
+ */
+export class QuotaKeys {
+  constructor(readonly prefix: string) {}
+
+  /** Counter: calls of `endpoint` on the China day containing `now`. */
+  count(app: string, endpoint: QuotaEndpoint, now: number): string {
+    return `${this.#app(app)}:count:${chinaDate(now)}:${SEGMENT[endpoint]}`;
+  }
+
+  /** String: epoch ms until which `endpoint` is blocked after a 45009. */
+  block(app: string, endpoint: QuotaEndpoint): string {
+    return `${this.#app(app)}:block:${SEGMENT[endpoint]}`;
+  }
+
+  /** String: epoch ms of the last allowed force refresh. */
+  lastForce(app: string): string {
+    return `${this.#app(app)}:force:last`;
+  }
+
+  #app(app: string): string {
+    return `${this.prefix}:{quota:${app}}`;
+  }
+}

@@ -1,0 +1,225 @@
+import { existsSync } from "node:fs";
+import type { ClientContext, RedisKey, Result } from "ioredis";
+import { type Clock, systemClock } from "../shared/clock.js";
+import { quitOrDisconnect, type RedisClient } from "../store/redis/connection.js";
+import { readLuaScripts } from "../store/redis/scripts.js";
+import { StoreUnavailableError } from "../store/store-unavailable.js";
+import { nextChinaDay } from "./china-day.js";
+import { QuotaKeys } from "./quota-keys.js";
+import {
+  BudgetTable,
+  checkApp,
+  checkNow,
+  FORCE_REFRESH_GAP_MS,
+  QUOTA_ENDPOINTS,
+  type QuotaBudgets,
+  type QuotaDecision,
+  type QuotaEndpoint,
+  type QuotaLedger,
+  type QuotaUsage,
+  reportedBudget,
+} from "./quota-ledger.js";
+
+declare module "ioredis" {
+  interface RedisCommander<Context extends ClientContext = { type: "default" }> {
+    /** src/quota/lua/take-quota-3.lua; call it through RedisQuotaLedger.take. */
+    takeQuota(
+      count: RedisKey,
+      block: RedisKey,
+      lastForce: RedisKey,
+      ...argv: string[]
+    ): Result<unknown, Context>;
+    /** src/quota/lua/block-quota-1.lua; call it through RedisQuotaLedger.blockUntilReset. */
+    blockQuota(block: RedisKey, ...argv: string[]): Result<unknown, Context>;
+  }
+}
+
+/** take-quota-3.lua's reasons; a spent force-refresh budget is reported as "force_daily". */
+const REFUSAL = { blocked: "blocked", budget: "budget", gap: "force_gap" } as const;
+
+/** Counters and blocks outlive their day by this much (clock skew between broker and Redis). */
+const KEEP_AFTER_DAY_MS = 60 * 60 * 1000;
+
+export interface RedisQuotaLedgerOptions {
+  client: RedisClient;
+  /** The broker's key prefix (the one RedisKeys takes). */
+  prefix: string;
+  budgets?: QuotaBudgets;
+  /** Supplies `now` when a caller leaves it out. */
+  clock?: Clock;
+  /** Minimum gap between allowed force refreshes (default 30 s). */
+  forceGapMs?: number;
+  /** Whether close() closes `client` (default true); false when it is shared. */
+  ownsClient?: boolean;
+}
+
+/**
+ * The ledger shared by every replica through Redis. `take` is one Lua script
+ * (take-quota-3.lua), so concurrent replicas never overspend a budget; the
+ * time always comes from the caller. Rejects with StoreUnavailableError when
+ * Redis cannot be reached. A take that timed out may still have run once
+ * Redis answered again, so a rejected take can have been counted: the
+ * ledger errs on the side of counting, never of overspending.
+ */
+export class RedisQuotaLedger implements QuotaLedger {
+  readonly #client: RedisClient;
+  readonly #keys: QuotaKeys;
+  readonly #budgets: BudgetTable;
+  readonly #clock: Clock;
+  readonly #forceGapMs: number;
+  readonly #ownsClient: boolean;
+  #closing: Promise<void> | undefined;
+
+  constructor(o: RedisQuotaLedgerOptions) {
+    this.#client = o.client;
+    this.#keys = new QuotaKeys(o.prefix);
+    this.#budgets = new BudgetTable(o.budgets);
+    this.#clock = o.clock ?? systemClock;
+    this.#forceGapMs = o.forceGapMs ?? FORCE_REFRESH_GAP_MS;
+    this.#ownsClient = o.ownsClient ?? true;
+    registerScripts(this.#client);
+  }
+
+  async take(
+    app: string,
+    endpoint: QuotaEndpoint,
+    now = this.#clock.now(),
+  ): Promise<QuotaDecision> {
+    this.#check(app, now);
+    const budget = this.#budgets.budget(app, endpoint);
+    const dayEnd = nextChinaDay(now);
+    const force = endpoint === "force_refresh";
+    const reply = await this.#command("take", () =>
+      this.#client.takeQuota(
+        this.#keys.count(app, endpoint, now),
+        this.#keys.block(app, endpoint),
+        this.#keys.lastForce(app),
+        String(now),
+        String(budget ?? -1),
+        String(dayEnd),
+        String(dayEnd - now + KEEP_AFTER_DAY_MS),
+        String(force ? this.#forceGapMs : 0),
+      ),
+    );
+    const [allowed, reason, used, retryAt] = Array.isArray(reply) ? reply : [];
+    if (typeof used !== "number" || typeof retryAt !== "number")
+      throw new Error("take-quota-3.lua returned an unexpected reply");
+    const reported = reportedBudget(budget);
+    if (allowed === 1) return { allowed: true, used, budget: reported };
+    const refusal = REFUSAL[String(reason) as keyof typeof REFUSAL];
+    if (!refusal) throw new Error("take-quota-3.lua returned an unexpected reason");
+    return {
+      allowed: false,
+      reason: force && refusal === "budget" ? "force_daily" : refusal,
+      used,
+      budget: reported,
+      retryAt,
+    };
+  }
+
+  async blockUntilReset(
+    app: string,
+    endpoint: QuotaEndpoint,
+    now = this.#clock.now(),
+  ): Promise<void> {
+    this.#check(app, now);
+    const until = nextChinaDay(now);
+    await this.#command("block", () =>
+      this.#client.blockQuota(
+        this.#keys.block(app, endpoint),
+        String(until),
+        String(until - now + KEEP_AFTER_DAY_MS),
+      ),
+    );
+  }
+
+  async usage(app: string, now = this.#clock.now()): Promise<QuotaUsage[]> {
+    this.#check(app, now);
+    const keys = QUOTA_ENDPOINTS.flatMap((e) => [
+      this.#keys.count(app, e, now),
+      this.#keys.block(app, e),
+    ]);
+    const values = await this.#command("read", () => this.#client.mget(keys));
+    return QUOTA_ENDPOINTS.map((endpoint, i) => {
+      const blockedUntil = Number(values[2 * i + 1] ?? 0);
+      return {
+        endpoint,
+        used: Number(values[2 * i] ?? 0),
+        budget: reportedBudget(this.#budgets.budget(app, endpoint)),
+        ...(blockedUntil > now ? { blockedUntil } : {}),
+      };
+    });
+  }
+
+  async reset(app: string, now = this.#clock.now()): Promise<void> {
+    this.#check(app, now);
+    const keys = QUOTA_ENDPOINTS.flatMap((e) => [
+      this.#keys.count(app, e, now),
+      this.#keys.block(app, e),
+    ]);
+    // One command on one slot (the app's hash tag): atomic.
+    await this.#command("reset", () => this.#client.del(keys));
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= this.#ownsClient ? quitOrDisconnect(this.#client) : Promise.resolve();
+    return this.#closing;
+  }
+
+  #check(app: string, now: number): void {
+    if (this.#closing) throw new Error("the quota ledger is closed");
+    checkApp(app);
+    checkNow(now);
+  }
+
+  async #command<T>(what: string, run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (err) {
+      // A new error without `cause`: ioredis attaches the command and its arguments.
+      const message = err instanceof Error ? err.message : String(err);
+      if (isUnreachable(err))
+        throw new StoreUnavailableError(`Redis is unreachable (quota ${what}): ${message}`);
+      throw new Error(`Redis refused the quota ${what}: ${message}`);
+    }
+  }
+}
+
+/**
+ * Reply errors that mean "not now" rather than "never": the node is loading,
+ * is a replica after a failover, or the cluster has unserved slots.
+ */
+const TRANSIENT_REPLY = /^(LOADING|READONLY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN)\b/;
+
+function isUnreachable(err: unknown): boolean {
+  if (!(err instanceof Error)) return true;
+  if (err.name !== "ReplyError") return true; // timeouts, retries exhausted, closed sockets
+  return TRANSIENT_REPLY.test(err.message);
+}
+
+const registered = new WeakSet<RedisClient>();
+
+/** Registers the ledger's scripts on `client` once (EVALSHA, falling back to EVAL). */
+function registerScripts(client: RedisClient): void {
+  if (registered.has(client)) return;
+  for (const { name, numberOfKeys, lua } of readLuaScripts(scriptDir()))
+    client.defineCommand(name, { numberOfKeys, lua });
+  registered.add(client);
+}
+
+/**
+ * The scripts sit next to this module in the sources, in `lua/`. `tsc` does
+ * not copy them, so compiled to `dist/src/quota/` this module reads them from
+ * the source tree (as the token store's scripts.ts does).
+ */
+function scriptDir(): URL {
+  const candidates = ["./lua/", "../../../src/quota/lua/"].map(
+    (relative) => new URL(relative, import.meta.url),
+  );
+  const found = candidates.find((u) => existsSync(u));
+  if (!found)
+    throw new Error(
+      `quota scripts not found; looked in ${candidates.map((u) => u.pathname).join(" and ")}`,
+    );
+  return found;
+}

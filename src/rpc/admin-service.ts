@@ -1,0 +1,208 @@
+import { create } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import {
+  type AdminService,
+  AlertStatusSchema,
+  BreakerStatusSchema,
+  CredentialStatusSchema,
+  QuotaStatusSchema,
+} from "../../gen/tokenbroker/v1/admin_service_pb.js";
+import { TokenKind } from "../../gen/tokenbroker/v1/token_service_pb.js";
+import type { ActiveAlert } from "../observability/alerts.js";
+import type { QuotaLedger } from "../quota/index.js";
+import { peerKey } from "../server/index.js";
+import type { Clock } from "../shared/clock.js";
+import { BrokerError, InvalidArgumentError, QuotaExhaustedError } from "../shared/errors.js";
+import { fingerprint } from "../shared/fingerprint.js";
+import type { Logger } from "../shared/logger.js";
+import type { AppRegistry } from "../token/app.js";
+import { toBrokerError } from "../token/to-broker-error.js";
+import type { TokenManager } from "../token/token-manager.js";
+import type { UpstreamBreakers } from "../upstream/upstream-breakers.js";
+import { UpstreamError } from "../upstream/upstream-error.js";
+import type { WechatClient } from "../upstream/wechat-client.js";
+import { callerOf } from "./caller.js";
+import { kindToProto } from "./kinds.js";
+import { toConnectError } from "./to-connect-error.js";
+import { toTokenMessage } from "./token-message.js";
+import { validateCredentialRequest } from "./validate.js";
+
+export interface AdminServiceDeps {
+  manager: TokenManager;
+  apps: AppRegistry;
+  ledger: QuotaLedger;
+  breakers: UpstreamBreakers;
+  alerts: { active(): ActiveAlert[] };
+  client: WechatClient;
+  clock: Clock;
+  /** Where audit records go: one line per intervention, who, what, why, outcome. */
+  audit: Logger;
+}
+
+/** Operator RPCs: status, and WeChat's two interventions, each audited. */
+export function createAdminService(d: AdminServiceDeps): ServiceImpl<typeof AdminService> {
+  const audited = async <T>(
+    action: string,
+    appId: string,
+    reason: string,
+    ctx: HandlerContext,
+    run: () => Promise<T>,
+  ): Promise<T> => {
+    const peer = ctx.values.get(peerKey);
+    const who = {
+      event: action,
+      client: callerOf(ctx),
+      app: appId,
+      reason,
+      address: peer ? `${peer.address}:${peer.port ?? ""}` : "unknown",
+    };
+    try {
+      const result = await run();
+      d.audit.info({ ...who, outcome: "ok" }, `admin ${action}`);
+      return result;
+    } catch (err) {
+      const mapped = toConnectError(err);
+      d.audit.warn(
+        { ...who, outcome: "refused", status: mapped.code, detail: mapped.rawMessage },
+        `admin ${action}`,
+      );
+      throw mapped;
+    }
+  };
+
+  const impl: ServiceImpl<typeof AdminService> = {
+    async getStatus(req) {
+      const now = d.clock.now();
+      const wanted = (app: string) => req.appId === "" || req.appId === app;
+      const credentials = d.manager
+        .held()
+        .filter(({ key }) => wanted(key.appId))
+        .map(({ key, credential: c }) => {
+          const next = d.manager.nextRefreshAt(key.appId, key.kind);
+          return create(CredentialStatusSchema, {
+            appId: key.appId,
+            kind: kindToProto(key.kind),
+            version: BigInt(c.version),
+            fetchedAt: timestampFromMs(c.fetchedAt),
+            expiresAt: timestampFromMs(c.expiresAt),
+            ...(next === undefined ? {} : { nextRefreshAt: timestampFromMs(next) }),
+            refreshOverdue: d.manager.isOverdue(key.appId, key.kind),
+            lastError: d.manager.lastError(key.appId, key.kind) ?? "",
+            fingerprint: fingerprint(c.value),
+          });
+        });
+      const breakers = d.breakers
+        .list()
+        .filter((b) => wanted(b.app))
+        .map((b) =>
+          create(BreakerStatusSchema, {
+            appId: b.app,
+            endpoint: b.endpoint,
+            state: b.state,
+            ...(b.openedAt === undefined ? {} : { openedAt: timestampFromMs(b.openedAt) }),
+          }),
+        );
+      const quotas = [];
+      for (const app of d.apps.all().filter((a) => wanted(a.id))) {
+        for (const u of await d.ledger.usage(app.id, now)) {
+          quotas.push(
+            create(QuotaStatusSchema, {
+              appId: app.id,
+              endpoint: u.endpoint,
+              used: BigInt(u.used),
+              budget: Number.isFinite(u.budget) ? BigInt(u.budget) : -1n,
+              ...(u.blockedUntil === undefined
+                ? {}
+                : { blockedUntil: timestampFromMs(u.blockedUntil) }),
+            }),
+          );
+        }
+      }
+      const alerts = d.alerts
+        .active()
+        .filter((a) => a.app === undefined || wanted(a.app))
+        .map((a) =>
+          create(AlertStatusSchema, {
+            name: a.name,
+            appId: a.app ?? "",
+            severity: a.severity,
+            summary: a.summary,
+            since: timestampFromMs(a.since),
+          }),
+        );
+      return { credentials, breakers, quotas, alerts };
+    },
+
+    async forceRefresh(req, ctx) {
+      const { appId } = validateCredentialRequest({
+        appId: req.appId,
+        kind: TokenKind.ACCESS_TOKEN,
+      });
+      const reason = requireReason(req.reason);
+      return audited("force_refresh", appId, reason, ctx, async () => {
+        d.apps.resolve(appId, "access_token");
+        const decision = await d.ledger.take(appId, "force_refresh", d.clock.now());
+        if (!decision.allowed) {
+          const when = decision.retryAt ? new Date(decision.retryAt).toISOString() : "later";
+          throw new QuotaExhaustedError(
+            decision.reason === "force_gap"
+              ? `force refresh of app '${appId}' refused: WeChat ignores force refreshes less than 30 s apart; retry at ${when}`
+              : `force refresh of app '${appId}' refused: WeChat allows 20 a day and they are used; retry at ${when}`,
+            45009,
+          );
+        }
+        const credential = await d.manager.forceRefresh(appId, ctx.signal);
+        return {
+          token: toTokenMessage({ appId, kind: "access_token" }, credential, d.clock.now()),
+        };
+      });
+    },
+
+    async clearQuota(req, ctx) {
+      const { appId } = validateCredentialRequest({
+        appId: req.appId,
+        kind: TokenKind.ACCESS_TOKEN,
+      });
+      const reason = requireReason(req.reason);
+      return audited("clear_quota", appId, reason, ctx, async () => {
+        const app = d.apps.resolve(appId, "access_token");
+        try {
+          await d.client.clearQuota({ appid: app.appid, secret: app.secret.reveal() }, ctx.signal);
+        } catch (err) {
+          if (err instanceof UpstreamError && err.errcode === 48006) {
+            throw new QuotaExhaustedError(
+              `WeChat refused to clear the quota of app '${appId}': its 10 clears this month are used (errcode 48006)`,
+              48006,
+            );
+          }
+          throw err instanceof BrokerError || err instanceof ConnectError
+            ? err
+            : toBrokerError(err, { appId, kind: "access_token" });
+        }
+        await d.ledger.reset(appId, d.clock.now());
+        return {};
+      });
+    },
+  };
+  // Every failure, validation included, leaves through the one status mapping.
+  return {
+    getStatus: (req, ctx) => Promise.resolve(impl.getStatus(req, ctx)).catch(rethrow),
+    forceRefresh: (req, ctx) => Promise.resolve(impl.forceRefresh(req, ctx)).catch(rethrow),
+    clearQuota: (req, ctx) => Promise.resolve(impl.clearQuota(req, ctx)).catch(rethrow),
+  };
+}
+
+function rethrow(err: unknown): never {
+  throw toConnectError(err);
+}
+
+function requireReason(reason: string): string {
+  const trimmed = reason.trim();
+  if (trimmed === "" || trimmed.length > 200) {
+    throw new InvalidArgumentError(
+      "reason is required (1-200 characters): it is written to the audit log",
+    );
+  }
+  return trimmed;
+}

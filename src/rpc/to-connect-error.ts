@@ -1,0 +1,41 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import {
+  BrokerError,
+  FailedPreconditionError,
+  InvalidArgumentError,
+  QuotaExhaustedError,
+  ShuttingDownError,
+  UnknownAppError,
+  UpstreamConfigError,
+  UpstreamUnavailableError,
+} from "../shared/errors.js";
+
+/**
+ * The one place where domain errors become gRPC status codes. Connect codes
+ * are numerically the gRPC codes, so both listeners use this mapping.
+ * ConnectErrors (e.g. a deadline raised by the transport) pass through; any
+ * other error is a bug: INTERNAL with a generic message, details only in logs.
+ */
+export function toConnectError(err: unknown): ConnectError {
+  if (err instanceof ConnectError) return err;
+  if (err instanceof BrokerError)
+    return new ConnectError(err.message, codeOf(err), undefined, undefined, err);
+  return new ConnectError(
+    "internal error in the token broker; see its logs",
+    Code.Internal,
+    undefined,
+    undefined,
+    err,
+  );
+}
+
+function codeOf(err: BrokerError): Code {
+  if (err instanceof InvalidArgumentError) return Code.InvalidArgument;
+  if (err instanceof UnknownAppError) return Code.NotFound;
+  if (err instanceof UpstreamConfigError) return Code.FailedPrecondition;
+  if (err instanceof FailedPreconditionError) return Code.FailedPrecondition;
+  if (err instanceof QuotaExhaustedError) return Code.ResourceExhausted;
+  if (err instanceof UpstreamUnavailableError) return Code.Unavailable;
+  if (err instanceof ShuttingDownError) return Code.Unavailable;
+  return Code.Internal;
+}

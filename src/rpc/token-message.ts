@@ -1,0 +1,26 @@
+import { create } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { type Token, TokenSchema } from "../../gen/tokenbroker/v1/token_service_pb.js";
+import { fingerprint } from "../shared/fingerprint.js";
+import type { CredentialKey, StoredCredential } from "../token/credential.js";
+import { kindToProto } from "./kinds.js";
+
+/** The wire form of a stored credential; `expires_in` is counted from `now`. */
+export function toTokenMessage(
+  key: CredentialKey,
+  c: StoredCredential,
+  now: number,
+  refreshOverdue = false,
+): Token {
+  return create(TokenSchema, {
+    appId: key.appId,
+    kind: kindToProto(key.kind),
+    value: c.value,
+    expiresAt: timestampFromMs(c.expiresAt),
+    expiresIn: BigInt(Math.max(0, Math.floor((c.expiresAt - now) / 1000))),
+    version: BigInt(c.version),
+    fetchedAt: timestampFromMs(c.fetchedAt),
+    fingerprint: fingerprint(c.value),
+    refreshOverdue,
+  });
+}

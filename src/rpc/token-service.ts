@@ -1,0 +1,114 @@
+import { ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import { InvalidateOutcome, type TokenService } from "../../gen/tokenbroker/v1/token_service_pb.js";
+import { peerKey } from "../server/index.js";
+import type { Clock } from "../shared/clock.js";
+import { BrokerError } from "../shared/errors.js";
+import { fingerprint } from "../shared/fingerprint.js";
+import type { Logger } from "../shared/logger.js";
+import type { InvalidateOutcome as DomainOutcome, TokenManager } from "../token/token-manager.js";
+import { callerOf } from "./caller.js";
+import { toConnectError } from "./to-connect-error.js";
+import { toTokenMessage } from "./token-message.js";
+import { validateCredentialRequest, validateRejectedValue } from "./validate.js";
+import { WatchResponses } from "./watch-responses.js";
+
+export interface TokenServiceDeps {
+  manager: TokenManager;
+  clock: Clock;
+  logger: Logger;
+  /** Every InvalidateToken is an intervention worth an audit line. */
+  audit?: Logger;
+}
+
+const OUTCOME: Readonly<Record<DomainOutcome, InvalidateOutcome>> = {
+  refreshed: InvalidateOutcome.REFRESHED,
+  already_replaced: InvalidateOutcome.ALREADY_REPLACED,
+  joined_refresh: InvalidateOutcome.JOINED_REFRESH,
+  confirmed_current: InvalidateOutcome.CONFIRMED_CURRENT,
+};
+
+/**
+ * The TokenService handlers, written once and served by both listeners.
+ * Each validates its input, makes one call into the TokenManager, and maps
+ * the result; every failure goes through toConnectError.
+ */
+export function createTokenService(deps: TokenServiceDeps): ServiceImpl<typeof TokenService> {
+  const { manager, clock } = deps;
+  const watchResponses = new WatchResponses();
+  const fail = (err: unknown, method: string) => {
+    // Domain errors are expected outcomes; anything else is a bug worth a log line.
+    if (!(err instanceof BrokerError) && !(err instanceof ConnectError)) {
+      deps.logger.error({ err, method }, "unexpected error in handler");
+    }
+    return toConnectError(err);
+  };
+
+  return {
+    async getToken(req, ctx) {
+      try {
+        const key = validateCredentialRequest(req);
+        const credential = await manager.get(key.appId, key.kind, ctx.signal);
+        return {
+          token: toTokenMessage(
+            key,
+            credential,
+            clock.now(),
+            manager.isOverdue(key.appId, key.kind),
+          ),
+        };
+      } catch (err) {
+        throw fail(err, "GetToken");
+      }
+    },
+
+    async invalidateToken(req, ctx) {
+      try {
+        const key = validateCredentialRequest(req);
+        const rejected = validateRejectedValue(req.rejectedValue);
+        const result = await manager.invalidate(
+          key.appId,
+          key.kind,
+          rejected,
+          req.errcode,
+          ctx.signal,
+        );
+        deps.audit?.info(
+          {
+            event: "invalidate",
+            client: callerOf(ctx),
+            address: ctx.values.get(peerKey)?.address,
+            app: key.appId,
+            kind: key.kind,
+            errcode: req.errcode,
+            rejected: fingerprint(rejected),
+            outcome: result.outcome,
+          },
+          "InvalidateToken",
+        );
+        return {
+          token: toTokenMessage(key, result.credential, clock.now()),
+          refreshed: result.outcome === "refreshed",
+          outcome: OUTCOME[result.outcome],
+        };
+      } catch (err) {
+        throw fail(err, "InvalidateToken");
+      }
+    },
+
+    async *watchToken(req, ctx) {
+      try {
+        const key = validateCredentialRequest(req);
+        let first = true;
+        for await (const event of manager.watch(key.appId, key.kind, ctx.signal)) {
+          yield watchResponses.get(key, event.credential, clock.now(), !first);
+          first = false;
+        }
+      } catch (err) {
+        // The transport ends streams on shutdown or client cancel by aborting
+        // the signal; let its reason through so it picks the status.
+        if (ctx.signal.aborted && err === ctx.signal.reason) throw err;
+        throw fail(err, "WatchToken");
+      }
+    },
+  };
+}

@@ -1,0 +1,42 @@
+import type { TokenKind } from "../../gen/tokenbroker/v1/token_service_pb.js";
+import { InvalidArgumentError } from "../shared/errors.js";
+import { APP_ID_PATTERN } from "../token/app.js";
+import type { CredentialKind } from "../token/credential.js";
+import { kindFromProto } from "./kinds.js";
+
+/** WeChat tokens are at most 512 characters; anything far longer is not one. */
+const MAX_VALUE_CHARS = 2048;
+
+export interface CredentialRequest {
+  appId: string;
+  kind: TokenKind;
+}
+
+/** Checks app_id and kind, the fields every TokenService request has. */
+export function validateCredentialRequest(req: CredentialRequest): {
+  appId: string;
+  kind: CredentialKind;
+} {
+  if (req.appId === "")
+    throw new InvalidArgumentError('app_id is required (the broker\'s id of the app, e.g. "demo")');
+  if (!APP_ID_PATTERN.test(req.appId)) {
+    throw new InvalidArgumentError(
+      "app_id must be 1-64 characters: letters, digits, '.', '_' or '-', starting with a letter or digit",
+    );
+  }
+  return { appId: req.appId, kind: kindFromProto(req.kind) };
+}
+
+export function validateRejectedValue(value: string): string {
+  if (value === "") {
+    throw new InvalidArgumentError(
+      "rejected_value is required: the exact credential value WeChat rejected",
+    );
+  }
+  if (value.length > MAX_VALUE_CHARS) {
+    throw new InvalidArgumentError(
+      `rejected_value is ${value.length} characters; WeChat credentials are at most 512`,
+    );
+  }
+  return value;
+}

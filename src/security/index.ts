@@ -1,0 +1,14 @@
+export { type CallerAddress, callerAddress, parseCidr } from "./ip.js";
+export {
+  ANONYMOUS_CLIENT,
+  type ClientPolicy,
+  DEFAULT_BURST,
+  DEFAULT_MAX_WATCH_STREAMS,
+  DEFAULT_RATE_PER_SECOND,
+  hashApiKey,
+  PERMISSIONS,
+  type Permission,
+  type SecurityPolicy,
+  validateSecurityPolicy,
+} from "./policy.js";
+export { clientKey, type SecureOptions, type SecurityEvent, secure } from "./secure.js";

@@ -1,0 +1,356 @@
+import * as http from "node:http";
+import * as http2 from "node:http2";
+import * as net from "node:net";
+import * as tls from "node:tls";
+import type { Logger } from "../shared/logger.js";
+import { createConnectHandler, type NodeHandler } from "./connect-handler.js";
+import { withCors } from "./cors.js";
+import { withGrpcJsMessageEncoding } from "./grpc-message.js";
+import { clientCertMode, hostForUrl, type RunningServer } from "./grpc-server.js";
+import type { HealthStatus } from "./health.js";
+import type { ServiceRegistration } from "./registration.js";
+import { gracefulCloser, ShutdownSignals } from "./shutdown.js";
+import { SNIFF_TIMEOUT_MS, type SniffedProtocol, sniffProtocol } from "./sniff.js";
+import { loadTlsMaterial, ReloadingTlsFiles, type TlsMaterial, type TlsOptions } from "./tls.js";
+
+export interface ConnectServerOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly services: readonly ServiceRegistration[];
+  readonly logger: Logger;
+  /** Browser origins allowed by CORS (exact, or "*"); default none. */
+  readonly corsAllowedOrigins?: readonly string[];
+  /** Largest request message accepted; connect-node's default is ~4 GiB. */
+  readonly maxReceiveMessageBytes?: number;
+  /**
+   * Destroy HTTP/2 sessions that have had no open stream for this long (also
+   * reclaims sessions Node's http2 abandons after a protocol-error GOAWAY).
+   */
+  readonly idleConnectionMs?: number;
+  /** If given, `close()` drains it first, so health watchers see NOT_SERVING. */
+  readonly health?: HealthStatus;
+  /**
+   * Serve over TLS (optionally mutual), reloading the files: HTTP/2 or
+   * HTTP/1.1 by ALPN (HTTP/1.1 when the client offers none). Plaintext
+   * (HTTP/2 prior knowledge and HTTP/1.1 by sniffing) without it.
+   */
+  readonly tls?: TlsOptions;
+}
+
+/** One accepted connection. */
+interface Connection {
+  /** The accepted TCP socket. */
+  readonly tcp: net.Socket;
+  /** What the http servers read: the TLSSocket over TLS, else `tcp`. */
+  socket: net.Socket;
+  /** Known once sniffed (plaintext) or negotiated (TLS). */
+  protocol: SniffedProtocol | undefined;
+}
+
+/**
+ * Serves `services` over Connect, gRPC-Web and gRPC on one port, for HTTP/1.1
+ * and HTTP/2 alike. Node's h2c server cannot speak HTTP/1.1, so a `net.Server`
+ * accepts and hands each connection to an http2 or an http server: in
+ * plaintext by its first bytes, with TLS by the protocol negotiated (ALPN)
+ * once a `tls.Server` has done the handshake. Both run the same handler, and
+ * close() treats both modes alike.
+ */
+export async function startConnectServer(options: ConnectServerOptions): Promise<RunningServer> {
+  const logger = options.logger.child({ component: "connect-server" });
+  const signals = new ShutdownSignals();
+  let closing = false;
+  const connectHandler = createConnectHandler({
+    services: options.services,
+    logger,
+    shutdown: signals,
+    maxReceiveMessageBytes: options.maxReceiveMessageBytes,
+  });
+  const handler = refuseWhenClosing(
+    rejectMalformed(
+      withCors(withGrpcJsMessageEncoding(connectHandler), options.corsAllowedOrigins ?? []),
+      logger,
+    ),
+    () => closing,
+  );
+
+  /** Every accepted connection, by its TCP socket. */
+  const connections = new Map<net.Socket, Connection>();
+  const sessions = new Set<http2.ServerHttp2Session>();
+  /** HTTP/1.1 responses in flight, by the socket the http server reads. */
+  const busy = new Map<net.Socket, http.ServerResponse>();
+
+  const h2 = http2.createServer({}, handler);
+  h2.on("session", (session) => {
+    sessions.add(session);
+    session.once("close", () => sessions.delete(session));
+    if (closing) session.close();
+    if (options.idleConnectionMs !== undefined) destroyWhenIdle(session, options.idleConnectionMs);
+  });
+  const h1 = http.createServer();
+  // Node starts enforcing headersTimeout / requestTimeout (slowloris protection)
+  // when an http server emits "listening". This one never listens itself, as
+  // connections are handed to it, so start that tracking by hand; close()
+  // stops it again.
+  h1.emit("listening");
+  // Registered before the handler, so headers can still be set.
+  h1.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const socket = req.socket;
+    busy.set(socket, res);
+    if (closing) res.setHeader("Connection", "close");
+    res.once("close", () => {
+      busy.delete(socket);
+      if (closing) socket.destroySoon();
+    });
+  });
+  h1.on("request", handler);
+
+  /** Hands a connection whose protocol is known to the matching http server. */
+  const dispatch = (conn: Connection, socket: net.Socket, protocol: SniffedProtocol) => {
+    conn.socket = socket;
+    conn.protocol = protocol;
+    if (closing) socket.destroy();
+    else if (protocol === "h2") h2.emit("connection", socket);
+    else h1.emit("connection", socket);
+  };
+
+  let tlsFiles: ReloadingTlsFiles | undefined;
+  let secure: SecureAcceptor | undefined;
+  if (options.tls) {
+    tlsFiles = new ReloadingTlsFiles(options.tls, await loadTlsMaterial(options.tls), logger);
+    secure = secureAcceptor(options.tls, tlsFiles.current(), logger, dispatch);
+  }
+
+  const listener = net.createServer((tcp) => {
+    const conn: Connection = { tcp, socket: tcp, protocol: undefined };
+    connections.set(tcp, conn);
+    tcp.once("close", () => connections.delete(tcp));
+    // A reset before the http servers attach their own handlers must not
+    // become an uncaught exception.
+    tcp.on("error", (err) => logger.debug({ err }, "connection error"));
+    if (secure) {
+      secure.accept(conn);
+      return;
+    }
+    sniffProtocol(tcp, (protocol) => {
+      dispatch(conn, tcp, protocol);
+      // The http server listens for "data" but does not undo our pause().
+      if (protocol === "http/1.1" && !closing) tcp.resume();
+    });
+  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      listener.once("error", reject);
+      listener.listen(options.port, options.host, () => {
+        listener.off("error", reject);
+        resolve();
+      });
+    });
+  } catch (err) {
+    tlsFiles?.close();
+    throw err;
+  }
+  listener.on("error", (err) => logger.error({ err }, "listener error"));
+  // Renewed certificate files apply to new connections; open ones keep theirs.
+  tlsFiles?.onChange((material) => secure?.setSecureContext(material));
+  const port = (listener.address() as net.AddressInfo).port;
+  const url = `${secure ? "https" : "http"}://${hostForUrl(options.host)}:${port}`;
+  logger.info(
+    { url, ...(options.tls && { clientCerts: clientCertMode(options.tls) }) },
+    "Connect/gRPC-Web/gRPC listener started",
+  );
+
+  const close = gracefulCloser({
+    signals,
+    logger,
+    health: options.health,
+    stopAccepting: () =>
+      new Promise<void>((resolve) => {
+        closing = true;
+        tlsFiles?.close();
+        // Resolves once every accepted socket has closed.
+        listener.close(() => resolve());
+        h1.close();
+        for (const session of sessions) session.close();
+        // Tell HTTP/1.1 clients not to reuse the connection of a call in flight.
+        for (const res of busy.values()) {
+          if (!res.headersSent) res.setHeader("Connection", "close");
+        }
+        for (const conn of connections.values()) {
+          if (conn.protocol === "h2" || busy.has(conn.socket)) continue;
+          // TLS handshakes in progress go at once; connections not yet handed
+          // to a protocol, and idle HTTP/1.1 keep-alives, after a clean end.
+          if (secure && conn.protocol === undefined) conn.tcp.destroy();
+          else conn.socket.destroySoon();
+        }
+      }),
+    forceClose: () => {
+      for (const session of sessions) session.destroy();
+      for (const conn of connections.values()) conn.socket.destroy();
+    },
+  });
+  return { port, url, close };
+}
+
+/**
+ * Destroys `session` once it has had no open stream for `idleMs`. A session
+ * with an open stream (e.g. a quiet WatchToken) is never touched.
+ */
+function destroyWhenIdle(session: http2.ServerHttp2Session, idleMs: number): void {
+  let open = 0;
+  session.on("stream", (stream) => {
+    open++;
+    stream.once("close", () => {
+      open--;
+    });
+  });
+  session.setTimeout(idleMs, () => {
+    if (open === 0) session.destroy();
+  });
+}
+
+/**
+ * connect-node throws synchronously, inside the http server's "request"
+ * listener, when it cannot tell a request's authority (an HTTP/1.0 request or
+ * a bare request line without Host): uncaught, that would end the process.
+ * Such requests get 400 here, and any other synchronous throw is answered
+ * instead of crashing.
+ */
+function rejectMalformed(handler: NodeHandler, logger: Logger): NodeHandler {
+  const badRequest = (
+    req: Parameters<NodeHandler>[0],
+    res: Parameters<NodeHandler>[1],
+    message: string,
+  ) => {
+    if (!res.headersSent) {
+      // "Connection" is an HTTP/1 header; HTTP/2 forbids it.
+      const close = "stream" in req ? {} : { Connection: "close" };
+      res.writeHead(400, { "content-type": "text/plain; charset=utf-8", ...close });
+    }
+    res.end(`${message}\n`);
+  };
+  return (req, res) => {
+    dropUnrepresentableDeadline(req.headers);
+    if (!("stream" in req) && !req.headers.host) {
+      badRequest(req, res, "a Host header is required");
+      return;
+    }
+    try {
+      handler(req, res);
+    } catch (err) {
+      logger.warn(
+        { err: (err as Error).message, url: req.url?.slice(0, 200) },
+        "malformed request refused",
+      );
+      badRequest(req, res, "malformed request");
+    }
+  };
+}
+
+/** Node timers take at most 2^31-1 ms; connect-node passes larger deadlines on, and Node clamps them to 1 ms. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+const GRPC_TIMEOUT_UNIT_MS: Readonly<Record<string, number>> = {
+  H: 3_600_000,
+  M: 60_000,
+  S: 1000,
+  m: 1,
+  u: 1e-3,
+  n: 1e-6,
+};
+
+/**
+ * A legal deadline longer than about 24.8 days (e.g. grpc-timeout 99999999H)
+ * would expire at once inside connect-node; for a token broker it means "no
+ * deadline", so the header is dropped.
+ */
+function dropUnrepresentableDeadline(headers: Record<string, string | string[] | undefined>): void {
+  const grpc = headers["grpc-timeout"];
+  if (typeof grpc === "string") {
+    const m = /^(\d{1,8})([HMSmun])$/.exec(grpc);
+    if (m && Number(m[1]) * (GRPC_TIMEOUT_UNIT_MS[m[2] ?? ""] ?? 0) > MAX_TIMER_MS)
+      delete headers["grpc-timeout"];
+  }
+  const connect = headers["connect-timeout-ms"];
+  if (typeof connect === "string" && /^\d{1,10}$/.test(connect) && Number(connect) > MAX_TIMER_MS) {
+    delete headers["connect-timeout-ms"];
+  }
+}
+
+/** Requests arriving on an already open HTTP/1.1 connection after close() get 503. */
+function refuseWhenClosing(handler: NodeHandler, isClosing: () => boolean): NodeHandler {
+  return (req, res) => {
+    if (!isClosing() || "stream" in req) {
+      handler(req, res);
+      return;
+    }
+    res.writeHead(503, { Connection: "close" });
+    res.end();
+  };
+}
+
+interface SecureAcceptor {
+  /** Starts the TLS handshake on a connection just accepted. */
+  accept(conn: Connection): void;
+  /** Certificate, key and CA for connections accepted from now on. */
+  setSecureContext(material: TlsMaterial): void;
+}
+
+/**
+ * TLS for accepted connections. A `tls.Server` that never listens does the
+ * handshakes (and, with `requireClientCert`, refuses clients without a
+ * certificate that verifies); each secured connection then goes to
+ * `dispatch` with the protocol ALPN picked.
+ */
+function secureAcceptor(
+  options: TlsOptions,
+  material: TlsMaterial,
+  logger: Logger,
+  dispatch: (conn: Connection, socket: net.Socket, protocol: SniffedProtocol) => void,
+): SecureAcceptor {
+  const server = tls.createServer({
+    ...material,
+    ALPNProtocols: ["h2", "http/1.1"],
+    requestCert: material.ca !== undefined,
+    rejectUnauthorized: options.requireClientCert ?? false,
+    handshakeTimeout: SNIFF_TIMEOUT_MS,
+  });
+  /**
+   * Connections in handshake, by their TCP 4-tuple: the tls.Server wraps the
+   * TCP socket in a TLSSocket of its own, and reports only the latter.
+   */
+  const handshaking = new Map<string, Connection>();
+  server.on("secureConnection", (socket: tls.TLSSocket) => {
+    const key = tupleOf(socket);
+    const conn = handshaking.get(key);
+    handshaking.delete(key);
+    if (!conn) {
+      socket.destroy();
+      return;
+    }
+    socket.on("error", (err) => logger.debug({ err }, "connection error"));
+    dispatch(conn, socket, socket.alpnProtocol === "h2" ? "h2" : "http/1.1");
+  });
+  server.on("tlsClientError", (err, socket) => {
+    logger.debug({ err, address: socket.remoteAddress }, "TLS handshake failed");
+    socket.destroy();
+  });
+  return {
+    accept(conn) {
+      const key = tupleOf(conn.tcp);
+      handshaking.set(key, conn);
+      conn.tcp.once("close", () => handshaking.delete(key));
+      server.emit("connection", conn.tcp);
+    },
+    setSecureContext(next) {
+      // Checked by ReloadingTlsFiles; a throw here would still keep the old context.
+      try {
+        server.setSecureContext({ ...next });
+      } catch (err) {
+        logger.error({ err }, "cannot use the new TLS files; keeping the previous ones");
+      }
+    },
+  };
+}
+
+function tupleOf(socket: net.Socket): string {
+  return `${socket.localAddress}|${socket.localPort}|${socket.remoteAddress}|${socket.remotePort}`;
+}

@@ -1,0 +1,127 @@
+import type { StoreConfig } from "../config/config.js";
+import {
+  MemoryQuotaLedger,
+  type QuotaBudgets,
+  type QuotaLedger,
+  RedisQuotaLedger,
+} from "../quota/index.js";
+import type { Clock } from "../shared/clock.js";
+import type { Logger } from "../shared/logger.js";
+import type { Secret } from "../shared/secret.js";
+import type { DueQueue } from "./due-queue.js";
+import { MemoryTokenStore } from "./memory-store.js";
+import { connectRedis, parseRedisUrl } from "./redis/connection.js";
+import { RedisKeys } from "./redis/keys.js";
+import { RedisDueQueue } from "./redis/redis-due-queue.js";
+import { RedisRefreshLock } from "./redis/redis-refresh-lock.js";
+import { RedisTokenStore } from "./redis/redis-token-store.js";
+import { parseEncryptionKeys, ValueCipher } from "./redis/value-cipher.js";
+import type { RefreshLock } from "./refresh-lock.js";
+import type { TokenStore } from "./token-store.js";
+
+/** The store and, for a shared store, the cluster-wide lock and schedule. */
+export interface StoreBundle {
+  readonly store: TokenStore;
+  /** Absent for the memory store: the token manager's single-node defaults apply. */
+  readonly lock?: RefreshLock;
+  readonly dueQueue?: DueQueue;
+  /** How long to wait for another replica's refresh before trying its lock. */
+  readonly lockWaitMs?: number;
+  /** Daily upstream budgets, shared by all replicas when the store is. */
+  readonly ledger: QuotaLedger;
+  /** Resolves once the store hears its own writes (the Redis subscription is confirmed). */
+  ready(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Builds the store the config names. Redis connects lazily and reconnects on its own. */
+export function createStore(
+  config: StoreConfig,
+  deps: {
+    clock: Clock;
+    logger: Logger;
+    budgets?: QuotaBudgets;
+    /** Token values are encrypted at rest with these (the first encrypts); none: stored as is. */
+    encryptionKeys?: readonly { id: string; key: Secret }[];
+  },
+): StoreBundle {
+  const budgets = deps.budgets ?? {};
+  const logger = deps.logger.child({ component: "store" });
+  if (config.type === "memory") {
+    const store = new MemoryTokenStore(logger);
+    const ledger = new MemoryQuotaLedger({ budgets, clock: deps.clock });
+    return {
+      store,
+      ledger,
+      ready: async () => {},
+      async close() {
+        await ledger.close();
+        await store.close();
+      },
+    };
+  }
+  const client = connectRedis(parseRedisUrl(config.url), { connectionName: "token-broker" });
+  // ioredis reports every failed reconnect as an "error" event; without a
+  // listener it prints each one. One warning a minute is enough to tell the story.
+  let lastWarning = 0;
+  client.on("error", (err: Error) => {
+    const now = deps.clock.now();
+    if (now - lastWarning < 60_000) return;
+    lastWarning = now;
+    logger.warn({ err: err.message }, "Redis connection error; serving from memory and retrying");
+  });
+  const keys = new RedisKeys(config.prefix);
+  const cipher = deps.encryptionKeys?.length
+    ? new ValueCipher(
+        parseEncryptionKeys(
+          deps.encryptionKeys.map((k) => ({ id: k.id, key: k.key })),
+          "security.encryptionKeys",
+        ),
+      )
+    : undefined;
+  if (!cipher)
+    logger.warn("token values are stored in Redis unencrypted; set security.encryptionKeys");
+  const store = new RedisTokenStore({
+    client,
+    keys,
+    logger,
+    clock: deps.clock,
+    ...(cipher ? { cipher } : {}),
+  });
+  const lock = new RedisRefreshLock({
+    client,
+    keys,
+    clock: deps.clock,
+    logger,
+    ttlMs: config.lockTtlMs,
+  });
+  const ledger = new RedisQuotaLedger({
+    client,
+    prefix: config.prefix,
+    budgets,
+    clock: deps.clock,
+    ownsClient: false,
+  });
+  const dueQueue = new RedisDueQueue({
+    client,
+    keys,
+    clock: deps.clock,
+    logger,
+    pollMs: config.schedulePollMs,
+  });
+  return {
+    store,
+    lock,
+    dueQueue,
+    ledger,
+    // A holder that died mid-refresh leaves its lock until the lease runs out.
+    lockWaitMs: config.lockTtlMs + 5000,
+    ready: () => store.subscribed(),
+    async close() {
+      await dueQueue.close();
+      await lock.close();
+      await ledger.close();
+      await store.close(); // quits the shared client
+    },
+  };
+}

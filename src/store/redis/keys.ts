@@ -1,0 +1,41 @@
+import { type CredentialKey, keyId } from "../../token/credential.js";
+
+/**
+ * Every Redis key and channel the broker uses, under one configurable prefix.
+ * The per-credential keys share a hash tag (`{app/kind}`), and the schedule's
+ * keys share theirs, so each multi-key script touches one Redis Cluster slot.
+ * Keys carry the broker's app id and the credential kind; never a secret.
+ */
+export class RedisKeys {
+  constructor(readonly prefix: string) {}
+
+  /** Hash: value, version, fence, fetchedAt, expiresAt, previousValidUntil. */
+  credential(key: CredentialKey): string {
+    return `${this.prefix}:{${keyId(key)}}:cred`;
+  }
+
+  /** Counter: the last fencing token handed to a refresh-lock holder. */
+  fence(key: CredentialKey): string {
+    return `${this.prefix}:{${keyId(key)}}:fence`;
+  }
+
+  /** The refresh lock (redlock resource). */
+  lock(key: CredentialKey): string {
+    return `${this.prefix}:{${keyId(key)}}:lock`;
+  }
+
+  /** Sorted set: credential id → when its proactive refresh is due (epoch ms). */
+  get scheduleDue(): string {
+    return `${this.prefix}:{schedule}:due`;
+  }
+
+  /** Sorted set: credential id → when the replica that claimed its refresh loses the claim. */
+  get scheduleClaims(): string {
+    return `${this.prefix}:{schedule}:claims`;
+  }
+
+  /** Pub/sub channel carrying every credential write. */
+  get updates(): string {
+    return `${this.prefix}:updates`;
+  }
+}

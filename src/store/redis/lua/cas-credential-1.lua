@@ -1,0 +1,61 @@
+--[[
+  Compare-and-set one credential, and announce the write, atomically.
+
+  The fence check comes first: a writer whose fence is below the highest fence
+  written for this credential lost its refresh lock (it may have been paused
+  past its lease), so it is refused whatever version it read. Then the version
+  check: the writer must have read the version that is stored now.
+
+  Input:
+    KEYS[1] the credential hash (RedisKeys.credential)
+    ARGV[1] the pub/sub channel (RedisKeys.updates)
+    ARGV[2] the credential id "<appId>/<kind>", named in the message
+    ARGV[3] expected version (0 when nothing is stored)
+    ARGV[4] the writer's fence
+    ARGV[5] value
+    ARGV[6] fetchedAt (epoch ms)
+    ARGV[7] expiresAt (epoch ms)
+    ARGV[8] previousValidUntil (epoch ms), or "" when there is none
+    ARGV[9] how long Redis keeps the hash from now (ms, for PEXPIRE): the
+            credential's remaining life plus a retention for diagnosis. A
+            relative time, so broker and Redis clocks need not agree; this
+            script never reads the server clock
+
+  Output: { status, fields }
+    status  1 written; 0 refused, the stored version is not ARGV[3];
+            -1 refused, ARGV[4] is below the stored fence
+    fields  the hash after the call, as HGETALL's flat { field, value, ... }
+            (empty when nothing is stored)
+
+  When written, publishes on ARGV[1] the JSON object
+    { "id": ARGV[2], "fields": { <the hash's fields, as strings> } }
+  inside the same script, so no write goes unannounced and subscribers see
+  the writes of a credential in version order.
+]]
+--- @include "publish-credential"
+
+local key = KEYS[1]
+local fence = tonumber(ARGV[4])
+local storedFence = tonumber(redis.call('HGET', key, 'fence') or '0')
+if fence < storedFence then
+  return { -1, redis.call('HGETALL', key) }
+end
+local storedVersion = tonumber(redis.call('HGET', key, 'version') or '0')
+if storedVersion ~= tonumber(ARGV[3]) then
+  return { 0, redis.call('HGETALL', key) }
+end
+
+redis.call('HSET', key,
+  'value', ARGV[5],
+  'version', tostring(storedVersion + 1),
+  'fence', ARGV[4],
+  'fetchedAt', ARGV[6],
+  'expiresAt', ARGV[7])
+if ARGV[8] == '' then
+  redis.call('HDEL', key, 'previousValidUntil')
+else
+  redis.call('HSET', key, 'previousValidUntil', ARGV[8])
+end
+redis.call('PEXPIRE', key, ARGV[9])
+
+return { 1, publishCredential(key, ARGV[1], ARGV[2]) }

@@ -1,0 +1,59 @@
+import type { CredentialKey, NewCredential, StoredCredential } from "../token/credential.js";
+
+/** The result of a compare-and-set write. */
+export type CasResult =
+  | { readonly written: true; readonly credential: StoredCredential }
+  /**
+   * Refused: another writer stored a different version first, or a holder
+   * with a higher fence has written (this writer's lock lease was lost).
+   * `current` is what is stored now.
+   */
+  | {
+      readonly written: false;
+      readonly reason: "version" | "fence";
+      readonly current: StoredCredential | undefined;
+    };
+
+export interface CredentialUpdate {
+  readonly key: CredentialKey;
+  readonly credential: StoredCredential;
+}
+
+/**
+ * Where credentials live. The in-memory store serves a single node; the Redis
+ * store lets many replicas share one authority. Writes are compare-and-set on
+ * the version, so a writer working from a stale read can never replace a
+ * newer credential.
+ */
+export interface TokenStore {
+  get(key: CredentialKey): Promise<StoredCredential | undefined>;
+  /**
+   * Writes `next` as version `expectedVersion + 1` if the stored version is
+   * `expectedVersion` (0 when nothing is stored) and `fence` is not below the
+   * highest fence written for `key`; then notifies subscribers everywhere.
+   */
+  compareAndSet(
+    key: CredentialKey,
+    expectedVersion: number,
+    fence: number,
+    next: NewCredential,
+  ): Promise<CasResult>;
+  /**
+   * Writes `credential` with its own version if the store holds nothing for
+   * `key` or an older version: a replica handing back what a restarted, empty
+   * store lost, or what it fetched while the store was unreachable. Resets the
+   * fence, since the store's fence counters may have been lost too.
+   */
+  restore(key: CredentialKey, credential: StoredCredential): Promise<CasResult>;
+  /**
+   * Calls `listener` after every successful write, on every node that shares
+   * the store. Returns a function that unsubscribes.
+   */
+  subscribe(listener: (update: CredentialUpdate) => void): () => void;
+  /**
+   * Calls `listener` when updates may have been missed (the pub/sub link to a
+   * shared store was down): subscribers should re-read what they hold.
+   */
+  onResync(listener: () => void): () => void;
+  close(): Promise<void>;
+}

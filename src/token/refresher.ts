@@ -1,0 +1,342 @@
+import type { Clock } from "../shared/clock.js";
+import { type BrokerError, UpstreamUnavailableError } from "../shared/errors.js";
+import { fingerprint } from "../shared/fingerprint.js";
+import type { Logger } from "../shared/logger.js";
+import type { Lease, RefreshLock } from "../store/refresh-lock.js";
+import { isStoreUnavailable } from "../store/store-unavailable.js";
+import type { CredentialUpdate, TokenStore } from "../store/token-store.js";
+import { UpstreamError } from "../upstream/upstream-error.js";
+import type { AppConfig } from "./app.js";
+import { type CredentialKey, describeKey, keyId, type StoredCredential } from "./credential.js";
+import type { CredentialFetcher } from "./credential-fetcher.js";
+import type { RefreshEvents } from "./refresh-events.js";
+import { isServable, type RefreshPolicy } from "./refresh-policy.js";
+import { SingleFlight } from "./single-flight.js";
+import { toBrokerError } from "./to-broker-error.js";
+
+/** WeChat keeps a replaced access token working this long (facts §1). */
+export const ROTATION_OVERLAP_MS = 300_000;
+
+export type RefreshReason =
+  | "cold"
+  | "expired"
+  | "scheduled"
+  | "invalidate"
+  | "ticket-dependency"
+  | "force";
+
+export interface RefreshRequest {
+  readonly app: AppConfig;
+  readonly key: CredentialKey;
+  readonly reason: RefreshReason;
+  /** Compare-and-refresh: fetch only if the stored value is still this. */
+  readonly ifValue?: string;
+  /** Scheduled refresh: fetch only if the stored version is still this. */
+  readonly ifVersion?: number;
+  /** Cold path: skip the fetch if a servable credential is stored by now. */
+  readonly unlessServable?: boolean;
+  /** Scheduled retries ignore the short failure hold that protects WeChat from callers. */
+  readonly ignoreFailureHold?: boolean;
+  /** An operator's leak response: stable_token with force_refresh, never joined with another run. */
+  readonly force?: boolean;
+}
+
+export interface RefreshOutcome {
+  /** What is stored after the run (undefined only if nothing is and nothing was fetched). */
+  readonly credential: StoredCredential | undefined;
+  /** WeChat was called. */
+  readonly fetched: boolean;
+  /** A new value was written. */
+  readonly changed: boolean;
+}
+
+export interface RefresherOptions {
+  store: TokenStore;
+  fetcher: CredentialFetcher;
+  clock: Clock;
+  policy: RefreshPolicy;
+  logger: Logger;
+  /** The cluster-wide refresh lock (LocalRefreshLock on a single node). */
+  lock: RefreshLock;
+  /** How long to wait for another replica's refresh before trying the lock again. */
+  lockWaitMs: number;
+  /** Aborted when the broker shuts down: cancels fetches in flight. */
+  signal: AbortSignal;
+  /** What this replica holds for `key` (used when the store is unreachable). */
+  localCredential: (key: CredentialKey) => StoredCredential | undefined;
+  /** Receives credentials fetched while the store was unreachable. */
+  onLocalWrite: (update: CredentialUpdate) => void;
+  /** Observers for metrics and alerts. */
+  events?: RefreshEvents;
+}
+
+/** Lock rounds before giving up on a replica that holds the lock but never writes. */
+const MAX_LOCK_ROUNDS = 3;
+
+/**
+ * Runs refreshes: one at a time per credential (callers arriving meanwhile
+ * share the result), with the precondition checked against the store inside
+ * the run, so concurrent reports of one stale value cause one fetch.
+ *
+ * After a failed fetch, new runs for the same credential fail fast with the
+ * same error for a short hold, so a crowd of callers cannot hammer WeChat
+ * while it is down or rejecting the config.
+ */
+export class Refresher {
+  readonly #flights = new SingleFlight<RefreshOutcome>();
+  readonly #failures = new Map<string, { error: BrokerError; until: number }>();
+  /** The last failed refresh of each credential, until one succeeds. */
+  readonly #lastFailure = new Map<string, { at: number; message: string }>();
+  #written = 0;
+
+  constructor(private readonly o: RefresherOptions) {}
+
+  /** New credentials this process fetched and stored (for metrics and tests). */
+  get written(): number {
+    return this.#written;
+  }
+
+  /** Refreshes in progress in this process. */
+  get running(): number {
+    return this.#flights.size;
+  }
+
+  /** The last failed refresh of `key` since its last success, if any. */
+  lastFailure(key: CredentialKey): { at: number; message: string } | undefined {
+    return this.#lastFailure.get(keyId(key));
+  }
+
+  isRunning(key: CredentialKey): boolean {
+    return this.#flights.has(keyId(key));
+  }
+
+  run(request: RefreshRequest): { promise: Promise<RefreshOutcome>; started: boolean } {
+    const id = keyId(request.key);
+    if (request.force) {
+      // Waits for a normal run in flight, then forces its own.
+      const prior = this.#flights.current(id) ?? Promise.resolve();
+      const promise = prior
+        .catch(() => undefined)
+        .then(() => this.#flights.run(id, () => this.#refresh(request)).promise);
+      return { promise, started: true };
+    }
+    const held = this.#failures.get(id);
+    if (held && !request.ignoreFailureHold && !this.#flights.has(id)) {
+      if (this.o.clock.now() < held.until)
+        return { promise: Promise.reject(held.error), started: false };
+      this.#failures.delete(id);
+    }
+    return this.#flights.run(id, () => this.#refresh(request));
+  }
+
+  /** Waits for refreshes in flight (used on shutdown). */
+  drain(): Promise<void> {
+    return this.#flights.drain();
+  }
+
+  async #refresh(r: RefreshRequest): Promise<RefreshOutcome> {
+    try {
+      return await this.#refreshShared(r);
+    } catch (err) {
+      // A scheduled refresh can wait for the store to come back; a caller
+      // without a valid credential cannot.
+      if (!isStoreUnavailable(err) || r.reason === "scheduled") throw err;
+      return this.#refreshDegraded(r, err);
+    }
+  }
+
+  /**
+   * Outage policy: the shared store or its lock is unreachable and a caller
+   * has no valid credential. Fetch anyway, without the cluster lock, and keep
+   * the result in this replica only; it is written back when the store
+   * returns. Other replicas may do the same, which for a classic token can
+   * rotate it more than once (stable tokens do not rotate early, so they are
+   * unaffected). The alternative, failing every caller, is certain.
+   */
+  async #refreshDegraded(r: RefreshRequest, cause: unknown): Promise<RefreshOutcome> {
+    const current = this.o.localCredential(r.key);
+    if (!this.#preconditionHolds(r, current)) return skip(current);
+    this.o.logger.warn(
+      { app: r.key.appId, kind: r.key.kind, reason: r.reason, cause: (cause as Error).message },
+      "shared store unreachable: fetching without the cluster lock (degraded)",
+    );
+    const lease = { fence: 0, signal: this.o.signal };
+    return this.#fetchAndWrite(r, current, lease, {
+      async compareAndSet(_key, expectedVersion, _fence, next) {
+        return { written: true, credential: { ...next, version: expectedVersion + 1 } };
+      },
+      localOnly: true,
+    });
+  }
+
+  async #refreshShared(r: RefreshRequest): Promise<RefreshOutcome> {
+    const { store } = this.o;
+    let current = await store.get(r.key);
+    for (let attempt = 1; ; attempt++) {
+      if (!this.#preconditionHolds(r, current)) return skip(current);
+      const locked = await this.o.lock.withLock(r.key, async (lease) => {
+        // Re-read under the lock: another replica may have just refreshed.
+        const fresh = await store.get(r.key);
+        if (!this.#preconditionHolds(r, fresh)) return skip(fresh);
+        return this.#fetchAndWrite(r, fresh, lease);
+      });
+      if (locked.acquired) return locked.value;
+      if (attempt >= MAX_LOCK_ROUNDS) {
+        throw new UpstreamUnavailableError(
+          `another broker replica holds the refresh lock of the ${describeKey(r.key)} and has not finished; retry shortly`,
+        );
+      }
+      // Another replica is refreshing: take its result from the store's
+      // notifications instead of calling WeChat too.
+      const waitStarted = this.o.clock.now();
+      current = await this.#waitForNewer(r.key, current?.version ?? 0);
+      const waitedMs = this.o.clock.now() - waitStarted;
+      this.#emit((e) => e.lockWaited?.(r.key, waitedMs / 1000, current?.version !== undefined));
+    }
+  }
+
+  #emit(call: (events: RefreshEvents) => void): void {
+    if (!this.o.events) return;
+    try {
+      call(this.o.events);
+    } catch (err) {
+      this.o.logger.error({ err }, "a refresh observer threw");
+    }
+  }
+
+  #preconditionHolds(r: RefreshRequest, current: StoredCredential | undefined): boolean {
+    if (r.ifValue !== undefined && current?.value !== r.ifValue) return false;
+    if (r.ifVersion !== undefined && (current?.version ?? 0) !== r.ifVersion) return false;
+    if (
+      r.unlessServable &&
+      current &&
+      isServable(current, r.key.kind, this.o.clock.now(), this.o.policy)
+    ) {
+      return false;
+    }
+    return true;
+  }
+
+  /** Resolves with what is stored once a version above `version` is written, or after the lock wait. */
+  #waitForNewer(key: CredentialKey, version: number): Promise<StoredCredential | undefined> {
+    const id = keyId(key);
+    return new Promise((resolve) => {
+      let done = false;
+      const finish = () => {
+        if (done) return;
+        done = true;
+        unsubscribe();
+        cancel();
+        this.o.signal.removeEventListener("abort", finish);
+        this.o.store.get(key).then(resolve, () => resolve(undefined));
+      };
+      const unsubscribe = this.o.store.subscribe((u) => {
+        if (keyId(u.key) === id && u.credential.version > version) finish();
+      });
+      const cancel = this.o.clock.schedule(finish, this.o.lockWaitMs);
+      this.o.signal.addEventListener("abort", finish, { once: true });
+    });
+  }
+
+  async #fetchAndWrite(
+    r: RefreshRequest,
+    current: StoredCredential | undefined,
+    lease: Lease,
+    target: CasTarget = {
+      compareAndSet: (...a) => this.o.store.compareAndSet(...a),
+      localOnly: false,
+    },
+  ): Promise<RefreshOutcome> {
+    const { clock, policy, logger } = this.o;
+    const startedAt = clock.now();
+    const log = logger.child({ app: r.key.appId, kind: r.key.kind, reason: r.reason });
+    let fetched: Awaited<ReturnType<CredentialFetcher["fetch"]>>;
+    try {
+      fetched = await this.o.fetcher.fetch(
+        r.app,
+        r.key.kind,
+        AbortSignal.any([this.o.signal, lease.signal]),
+        r.reason !== "scheduled",
+        r.force === true,
+      );
+      // A lost lease means another replica may be refreshing: do not write.
+      if (lease.signal.aborted) throw lease.signal.reason;
+    } catch (err) {
+      const error = toBrokerError(err, r.key);
+      const upstream = err instanceof UpstreamError ? err : undefined;
+      const slow = upstream?.category === "config" || upstream?.category === "quota";
+      this.#failures.set(keyId(r.key), {
+        error,
+        until: clock.now() + (slow ? policy.retryMaxMs : policy.retryInitialMs),
+      });
+      this.#lastFailure.set(keyId(r.key), { at: clock.now(), message: error.message });
+      this.#emit((e) => e.failed?.(r.key, error, r.reason));
+      log.warn(
+        {
+          errcode: upstream?.errcode,
+          category: upstream?.category,
+          durationMs: clock.now() - startedAt,
+        },
+        `refresh failed: ${upstream?.message ?? error.message}`,
+      );
+      throw error;
+    }
+    this.#failures.delete(keyId(r.key));
+    this.#lastFailure.delete(keyId(r.key));
+
+    if (current && fetched.value === current.value) {
+      log.info(
+        { version: current.version, fingerprint: fingerprint(current.value) },
+        "WeChat returned the current value",
+      );
+      this.#emit((e) => e.unchanged?.(r.key, r.reason));
+      return { credential: current, fetched: true, changed: false };
+    }
+    // Expiry counts from when the request left: the credential was issued at
+    // some point after that, so this errs on the early side.
+    const expiresAt = startedAt + fetched.expiresInSeconds * 1000;
+    const previousValidUntil = current
+      ? r.key.kind === "access_token"
+        ? Math.min(current.expiresAt, startedAt + ROTATION_OVERLAP_MS)
+        : current.expiresAt
+      : undefined;
+    const cas = await target.compareAndSet(r.key, current?.version ?? 0, lease.fence, {
+      value: fetched.value,
+      fetchedAt: startedAt,
+      expiresAt,
+      ...(previousValidUntil === undefined ? {} : { previousValidUntil }),
+    });
+    if (!cas.written) {
+      log.warn(
+        { reason: cas.reason, storedVersion: cas.current?.version, fence: lease.fence },
+        "store refused the write (a newer credential or a newer lock holder); keeping what is stored",
+      );
+      return { credential: cas.current, fetched: true, changed: false };
+    }
+    this.#written++;
+    const written = cas.credential;
+    this.#emit((e) => e.refreshed?.(r.key, written, r.reason, target.localOnly));
+    if (target.localOnly) this.o.onLocalWrite({ key: r.key, credential: cas.credential });
+    log.info(
+      {
+        degraded: target.localOnly || undefined,
+        version: cas.credential.version,
+        fingerprint: fingerprint(fetched.value),
+        expiresInS: fetched.expiresInSeconds,
+        durationMs: clock.now() - startedAt,
+      },
+      "refreshed",
+    );
+    return { credential: cas.credential, fetched: true, changed: true };
+  }
+}
+
+/** Where a refresh writes: the shared store, or (degraded) this replica only. */
+interface CasTarget {
+  compareAndSet: TokenStore["compareAndSet"];
+  localOnly: boolean;
+}
+
+function skip(credential: StoredCredential | undefined): RefreshOutcome {
+  return { credential, fetched: false, changed: false };
+}

@@ -1,0 +1,33 @@
+import { UpdateQueue } from "./update-queue.js";
+
+/** The open watches, per credential id, each with its own queue of updates. */
+export class WatchHub<T> {
+  readonly #subscribers = new Map<string, Set<UpdateQueue<T>>>();
+
+  /** Opens a queue that receives every update published for `id` from now on. */
+  open(id: string): UpdateQueue<T> {
+    const queue = new UpdateQueue<T>();
+    const set = this.#subscribers.get(id) ?? new Set<UpdateQueue<T>>();
+    this.#subscribers.set(id, set);
+    set.add(queue);
+    return queue;
+  }
+
+  close(id: string, queue: UpdateQueue<T>): void {
+    const set = this.#subscribers.get(id);
+    if (!set) return;
+    set.delete(queue);
+    if (set.size === 0) this.#subscribers.delete(id);
+  }
+
+  publish(id: string, item: T): void {
+    for (const q of this.#subscribers.get(id) ?? []) q.push(item);
+  }
+
+  /** Number of open watches. */
+  get size(): number {
+    let n = 0;
+    for (const s of this.#subscribers.values()) n += s.size;
+    return n;
+  }
+}

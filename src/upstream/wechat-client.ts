@@ -1,0 +1,188 @@
+import { UpstreamError } from "./upstream-error.js";
+
+/** A credential as WeChat returned it. */
+export interface FetchedCredential {
+  value: string;
+  /** Lifetime WeChat reported, in seconds (stable_token reports what is left). */
+  expiresInSeconds: number;
+}
+
+export interface AppCredentials {
+  appid: string;
+  secret: string;
+}
+
+export type TicketType = "jsapi" | "wx_card";
+
+/** The calls the broker makes to WeChat. One method per credential endpoint. */
+export interface WechatClient {
+  /** GET /cgi-bin/token: always issues a new token and retires the previous one. */
+  fetchAccessToken(app: AppCredentials, signal?: AbortSignal): Promise<FetchedCredential>;
+  /**
+   * POST /cgi-bin/stable_token in normal mode (force_refresh=false): returns
+   * the current stable token, rotating only in its last 5 minutes. Force mode
+   * is deliberately not offered here: it is a leak response, never automatic.
+   */
+  fetchStableAccessToken(app: AppCredentials, signal?: AbortSignal): Promise<FetchedCredential>;
+  /**
+   * POST /cgi-bin/stable_token with force_refresh=true: WeChat issues a new
+   * stable token at once. Only for an operator's explicit leak response.
+   */
+  forceStableAccessToken(app: AppCredentials, signal?: AbortSignal): Promise<FetchedCredential>;
+  /** POST /cgi-bin/clear_quota/v2: resets all of the app's daily counters (10 a month). */
+  clearQuota(app: AppCredentials, signal?: AbortSignal): Promise<void>;
+  /** GET /cgi-bin/ticket/getticket with the app's current access token. */
+  fetchTicket(
+    accessToken: string,
+    type: TicketType,
+    signal?: AbortSignal,
+  ): Promise<FetchedCredential>;
+}
+
+export interface WechatClientOptions {
+  /** e.g. https://api.weixin.qq.com, or the emulator's URL. */
+  baseUrl: string;
+  /** Per-request timeout. */
+  timeoutMs: number;
+  /** The HTTP client; injectable for tests. Defaults to the global fetch. */
+  fetch?: typeof fetch;
+}
+
+const MAX_ERRMSG_CHARS = 200;
+
+export function createWechatClient(options: WechatClientOptions): WechatClient {
+  const base = options.baseUrl.replace(/\/+$/, "");
+  const doFetch = options.fetch ?? fetch;
+
+  async function call(
+    endpoint: string,
+    init: RequestInit & { query: Record<string, string> },
+    signal?: AbortSignal,
+  ) {
+    const url = new URL(base + endpoint);
+    for (const [k, v] of Object.entries(init.query)) url.searchParams.set(k, v);
+    const timeout = AbortSignal.timeout(options.timeoutMs);
+    const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
+    let response: Response;
+    let text: string;
+    try {
+      response = await doFetch(url, {
+        method: init.method,
+        headers: init.headers,
+        body: init.body,
+        signal: combined,
+      });
+      text = await response.text();
+    } catch (err) {
+      if (signal?.aborted) throw signal.reason;
+      const detail = timeout.aborted
+        ? `no answer within ${options.timeoutMs} ms`
+        : describeNetworkError(err);
+      // The cause may hold the URL (with the secret); keep only its code.
+      throw new UpstreamError(endpoint, detail);
+    }
+    if (response.status !== 200) {
+      throw new UpstreamError(endpoint, `HTTP ${response.status}`);
+    }
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      throw new UpstreamError(endpoint, "response is not JSON");
+    }
+    if (typeof body !== "object" || body === null)
+      throw new UpstreamError(endpoint, "response is not a JSON object");
+    const record = body as Record<string, unknown>;
+    const errcode = record.errcode;
+    if (typeof errcode === "number" && errcode !== 0) {
+      const errmsg =
+        typeof record.errmsg === "string" ? record.errmsg.slice(0, MAX_ERRMSG_CHARS) : "";
+      throw new UpstreamError(endpoint, errmsg || "(no errmsg)", errcode);
+    }
+    return record;
+  }
+
+  function credential(
+    endpoint: string,
+    record: Record<string, unknown>,
+    field: string,
+  ): FetchedCredential {
+    const value = record[field];
+    const expiresIn = record.expires_in;
+    if (typeof value !== "string" || value.length === 0) {
+      throw new UpstreamError(endpoint, `response has no ${field}`);
+    }
+    if (typeof expiresIn !== "number" || !Number.isFinite(expiresIn) || expiresIn <= 0) {
+      throw new UpstreamError(endpoint, "response has no positive expires_in");
+    }
+    return { value, expiresInSeconds: expiresIn };
+  }
+
+  async function stable(app: AppCredentials, force: boolean, signal?: AbortSignal) {
+    const endpoint = "/cgi-bin/stable_token";
+    const record = await call(
+      endpoint,
+      {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({
+          grant_type: "client_credential",
+          appid: app.appid,
+          secret: app.secret,
+          force_refresh: force,
+        }),
+        query: {},
+      },
+      signal,
+    );
+    return credential(endpoint, record, "access_token");
+  }
+
+  return {
+    async fetchAccessToken(app, signal) {
+      const endpoint = "/cgi-bin/token";
+      const record = await call(
+        endpoint,
+        {
+          method: "GET",
+          query: { grant_type: "client_credential", appid: app.appid, secret: app.secret },
+        },
+        signal,
+      );
+      return credential(endpoint, record, "access_token");
+    },
+    fetchStableAccessToken(app, signal) {
+      return stable(app, false, signal);
+    },
+    forceStableAccessToken(app, signal) {
+      return stable(app, true, signal);
+    },
+    async clearQuota(app, signal) {
+      await call(
+        "/cgi-bin/clear_quota/v2",
+        {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ appid: app.appid, appsecret: app.secret }),
+          query: {},
+        },
+        signal,
+      );
+    },
+    async fetchTicket(accessToken, type, signal) {
+      const endpoint = "/cgi-bin/ticket/getticket";
+      const record = await call(
+        endpoint,
+        { method: "GET", query: { access_token: accessToken, type } },
+        signal,
+      );
+      return credential(endpoint, record, "ticket");
+    },
+  };
+}
+
+function describeNetworkError(err: unknown): string {
+  const cause = err instanceof Error ? (err.cause as { code?: unknown } | undefined) : undefined;
+  const code = typeof cause?.code === "string" ? cause.code : undefined;
+  return code ? `network error ${code}` : "network error";
+}

@@ -1,0 +1,73 @@
+/**
+ * How the broker reacts to each WeChat errcode on a credential endpoint
+ * (facts file §10). WeChat answers HTTP 200 with `{errcode, errmsg}` on
+ * failure, so the errcode is the only reliable signal; errmsg is informative.
+ */
+export type ErrcodeCategory =
+  /** Transient (-1 system busy): retry with backoff. */
+  | "retryable"
+  /** The broker's configuration or the account is wrong: an operator must act; do not hammer. */
+  | "config"
+  /** Quota used up: stop calling this endpoint for a while. */
+  | "quota"
+  /** The access token passed to the call (ticket fetch) is stale: refresh it, retry once. */
+  | "token"
+  /** Anything else: treated as a failure worth retrying slowly. */
+  | "unknown";
+
+const CATEGORY: ReadonlyMap<number, ErrcodeCategory> = new Map<number, ErrcodeCategory>([
+  [-1, "retryable"],
+  [40013, "config"], // invalid appid
+  [40125, "config"], // invalid appsecret
+  [40164, "config"], // caller IP not in the whitelist
+  [61004, "config"], // caller IP not registered (newer wording of 40164)
+  [40243, "config"], // AppSecret frozen
+  [41002, "config"], // appid missing
+  [41004, "config"], // appsecret missing
+  [40002, "config"], // invalid grant_type (a broker bug, but nothing a retry fixes)
+  [43002, "config"], // require POST (a broker bug)
+  [50004, "config"], // token API forbidden for this account
+  [50007, "config"], // account frozen
+  [50002, "config"], // account restricted
+  [61024, "config"], // component appid used on /cgi-bin/token
+  [89501, "config"], // IP pending admin confirmation
+  [89503, "config"], // IP needs admin confirmation
+  [89506, "config"], // IP rejected twice, blocked 24 h
+  [89507, "config"], // IP rejected, blocked 1 h
+  [45009, "quota"], // daily quota reached
+  [45011, "quota"], // per-minute quota reached
+  [40001, "token"], // invalid or not latest access_token
+  [40014, "token"], // invalid access_token
+  [42001, "token"], // access_token expired
+]);
+
+/** The broker's reaction to a WeChat errcode. */
+export function classifyErrcode(errcode: number): ErrcodeCategory {
+  return CATEGORY.get(errcode) ?? "unknown";
+}
+
+/** What an operator should do about a config-category errcode. */
+const REMEDY: ReadonlyMap<number, string> = new Map([
+  [40013, "check the app's appid in the broker config"],
+  [40125, "check the app's AppSecret (reset it in the WeChat console if needed)"],
+  [40164, "add the broker's egress IP to the API IP whitelist in the WeChat console"],
+  [61004, "add the broker's egress IP to the API IP whitelist in the WeChat console"],
+  [40243, "the AppSecret is frozen; unfreeze it in the WeChat console (takes ~10 minutes)"],
+  [41002, "the app's appid is empty in the broker config"],
+  [41004, "the app's AppSecret resolved to an empty value; check its env var or file"],
+  [50004, "WeChat forbids this account from using the token API; contact WeChat support"],
+  [50007, "the account is frozen; resolve it in the WeChat console"],
+  [50002, "the account is restricted, migrated or deregistered"],
+  [61024, "this appid belongs to a third-party platform and needs a component token"],
+  [89501, "the broker's IP awaits admin confirmation in the WeChat console"],
+  [
+    89503,
+    "the broker's IP needs admin confirmation; approve it in the WeChat console or whitelist it",
+  ],
+  [89506, "the broker's IP was rejected by the admin and is blocked for 24 hours"],
+  [89507, "the broker's IP was rejected by the admin and is blocked for 1 hour"],
+]);
+
+export function remedyFor(errcode: number): string {
+  return REMEDY.get(errcode) ?? "see WeChat's errcode reference";
+}

@@ -1,0 +1,292 @@
+import { describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import { applyEnvOverrides } from "../../src/config/load-config.js";
+import { parseConfig } from "../../src/config/parse-config.js";
+
+const environment = {
+  env: { SHOP_SECRET: "s3cr3t-value" } as Record<string, string | undefined>,
+  readFile: (p: string) => {
+    if (p === "/run/secrets/mini") return "file-secret\n";
+    throw Object.assign(new Error("nope"), { code: "ENOENT" });
+  },
+};
+
+const MINIMAL = `
+apps:
+  - id: shop
+    appid: wx0000000000000001
+    secret: { env: SHOP_SECRET }
+`;
+
+describe("parseConfig", () => {
+  it("fills defaults and resolves secrets without exposing them", () => {
+    const config = parseConfig(parse(MINIMAL), environment);
+    expect(config.listen.grpc).toEqual({ host: "127.0.0.1", port: 50051 });
+    expect(config.listen.connect).toEqual({ host: "127.0.0.1", port: 8080 });
+    expect(config.upstream.baseUrl).toBe("https://api.weixin.qq.com");
+    const app = config.apps[0];
+    expect(app).toMatchObject({
+      id: "shop",
+      type: "official_account",
+      tokenMode: "classic",
+      prefetch: true,
+    });
+    expect(app?.secret.reveal()).toBe("s3cr3t-value");
+    expect(JSON.stringify(config)).not.toContain("s3cr3t-value");
+    expect(Object.isFrozen(config.apps)).toBe(true);
+  });
+
+  it("reads a full document", () => {
+    const config = parseConfig(
+      parse(`
+listen: { grpc: "[::1]:6000", connect: "0.0.0.0:6001" }
+security: { allowUnauthenticatedNonLoopback: true }
+upstream: { baseUrl: "http://127.0.0.1:9000/", timeoutMs: 2000 }
+refresh: { marginSeconds: 300, stableMarginSeconds: 200, jitterRatio: 0 }
+cors: { allowedOrigins: ["https://app.example.com"] }
+log: { level: debug }
+apps:
+  - { id: mini, type: mini_program, appid: wx2, secret: { file: /run/secrets/mini }, tokenMode: stable, prefetch: false }
+`),
+      environment,
+    );
+    expect(config.listen.grpc).toEqual({ host: "::1", port: 6000 });
+    expect(config.upstream.baseUrl).toBe("http://127.0.0.1:9000");
+    expect(config.refresh.marginMs).toBe(300_000);
+    expect(config.refresh.stableMarginMs).toBe(200_000);
+    expect(config.apps[0]?.secret.reveal()).toBe("file-secret");
+    expect(config.apps[0]?.tokenMode).toBe("stable");
+  });
+
+  it.each([
+    ["unknown top-level key", "listne: {}", /config key 'listne': unknown key/],
+    [
+      "bad listen address",
+      "listen: { grpc: 'localhost' }",
+      /config key 'listen.grpc': expected host:port/,
+    ],
+    ["port out of range", "listen: { grpc: '127.0.0.1:70000' }", /'listen.grpc'/],
+    [
+      "bad URL",
+      "upstream: { baseUrl: 'ftp://x' }",
+      /'upstream.baseUrl': expected an http\(s\) URL/,
+    ],
+    [
+      "stable margin ≥ 300 s",
+      "refresh: { stableMarginSeconds: 300 }",
+      /'refresh.stableMarginSeconds': expected a number from 1 to 299/,
+    ],
+    [
+      "inline secret",
+      "apps: [{ id: a, appid: wx, secret: plain }]",
+      /'apps\[0\].secret': inline secrets are not accepted/,
+    ],
+    [
+      "unset env secret",
+      "apps: [{ id: a, appid: wx, secret: { env: NOPE } }]",
+      /'apps\[0\].secret.env': environment variable NOPE is not set/,
+    ],
+    [
+      "unreadable secret file",
+      "apps: [{ id: a, appid: wx, secret: { file: /x } }]",
+      /'apps\[0\].secret.file': cannot read \/x: ENOENT/,
+    ],
+    [
+      "duplicate app id",
+      "apps: [{ id: a, appid: wx, secret: { env: SHOP_SECRET } }, { id: a, appid: wy, secret: { env: SHOP_SECRET } }]",
+      /'apps\[1\].id': duplicate/,
+    ],
+    [
+      "bad app id",
+      "apps: [{ id: 'a/b', appid: wx, secret: { env: SHOP_SECRET } }]",
+      /'apps\[0\].id'/,
+    ],
+    [
+      "unknown app type",
+      "apps: [{ id: a, type: corp, appid: wx, secret: { env: SHOP_SECRET } }]",
+      /'apps\[0\].type': expected one of official_account, mini_program/,
+    ],
+    [
+      "typo in an app",
+      "apps: [{ id: a, appid: wx, secret: { env: SHOP_SECRET }, tokenmode: stable }]",
+      /'apps\[0\].tokenmode': unknown key/,
+    ],
+  ])("names the key on %s", (_name, yaml, message) => {
+    expect(() => parseConfig(parse(yaml), environment)).toThrow(message);
+  });
+
+  it("reads a Redis store and checks its URL without echoing a password", () => {
+    const config = parseConfig(
+      parse(
+        "store: { type: redis, url: 'redis-sentinel://:pw@10.0.0.1:26379,10.0.0.2:26379/main' }",
+      ),
+      environment,
+    );
+    expect(config.store).toEqual({
+      type: "redis",
+      url: "redis-sentinel://:pw@10.0.0.1:26379,10.0.0.2:26379/main",
+      prefix: "tokenbroker",
+      lockTtlMs: 30_000,
+      schedulePollMs: 1000,
+    });
+    const bad = () =>
+      parseConfig(parse("store: { type: redis, url: 'redis://:hunter2@a:1,b:2' }"), environment);
+    expect(bad).toThrow(/'store.url': a standalone URL names one host/);
+    expect(bad).not.toThrow(/hunter2/);
+    expect(() => parseConfig(parse("store: { type: redis }"), environment)).toThrow(
+      /'store.url': is required/,
+    );
+  });
+
+  it("reads metrics, alert webhooks (URL from env) and quota budgets, defaults and per app", () => {
+    const config = parseConfig(
+      parse(`
+metrics: { listen: "127.0.0.1:9464" }
+alerts:
+  webhooks:
+    - { url: "https://hooks.example.com/x", format: generic }
+    - { url: { env: SHOP_SECRET }, format: wecom }
+quota:
+  budgets: { /cgi-bin/token: 1500, /cgi-bin/ticket/getticket: null }
+  apps: { shop: { /cgi-bin/token: 9000 } }
+apps: [{ id: shop, appid: wx1, secret: { env: SHOP_SECRET } }]
+`),
+      { ...environment, env: { SHOP_SECRET: "https://robot.example.com/send?key=abc" } },
+    );
+    expect(config.metrics.listen).toEqual({ host: "127.0.0.1", port: 9464 });
+    expect(config.alerts.webhooks.map((w) => [w.url.reveal(), w.format])).toEqual([
+      ["https://hooks.example.com/x", "generic"],
+      ["https://robot.example.com/send?key=abc", "wecom"],
+    ]);
+    expect(JSON.stringify(config)).not.toContain("key=abc");
+    expect(config.quota).toEqual({
+      budgets: { "/cgi-bin/token": 1500, "/cgi-bin/ticket/getticket": null },
+      apps: { shop: { "/cgi-bin/token": 9000 } },
+    });
+    expect(() => parseConfig(parse("quota: { apps: { nope: {} } }"), environment)).toThrow(
+      "config key 'quota.apps.nope': no app with id 'nope' is configured",
+    );
+    expect(() =>
+      parseConfig(parse("quota: { budgets: { /cgi-bin/tokn: 5 } }"), environment),
+    ).toThrow(/'quota.budgets.\/cgi-bin\/tokn': unknown key/);
+    expect(() =>
+      parseConfig(parse("alerts: { webhooks: [{ url: 'ftp://x' }] }"), environment),
+    ).toThrow(/'alerts.webhooks\[0\].url': expected an http\(s\) URL/);
+  });
+
+  it("reads the security section: TLS, clients, CIDRs, encryption keys, audit destination", () => {
+    const key = Buffer.alloc(32, 7).toString("base64");
+    const config = parseConfig(
+      parse(`
+listen: { grpc: "0.0.0.0:50051", connect: "0.0.0.0:8080" }
+security:
+  tls: { certFile: /tls/crt, keyFile: /tls/key, clientCaFile: /tls/ca, requireClientCert: true }
+  clients:
+    - { id: orders, apiKeySha256: "${"A".repeat(64)}", apps: [shop], kinds: [access_token], permissions: [get, watch], ratePerSecond: 5 }
+    - { id: ops, tlsIdentity: ops.internal, apps: ["*"], permissions: [admin] }
+  allowCidrs: [10.0.0.0/8, "fd00::/8"]
+  trustedProxies: [10.1.0.5/32]
+  encryptionKeys: [{ id: k1, key: { env: TOKEN_KEY } }]
+audit: { destination: /var/log/broker/audit.log }
+`),
+      { ...environment, env: { TOKEN_KEY: key } },
+    );
+    expect(config.security.tls).toEqual({
+      certFile: "/tls/crt",
+      keyFile: "/tls/key",
+      clientCaFile: "/tls/ca",
+      requireClientCert: true,
+    });
+    expect(config.security.clients[0]).toEqual({
+      id: "orders",
+      apiKeySha256: "a".repeat(64),
+      apps: ["shop"],
+      kinds: ["access_token"],
+      permissions: ["get", "watch"],
+      ratePerSecond: 5,
+    });
+    expect(config.security.clients[1]?.tlsIdentity).toBe("ops.internal");
+    expect(config.security.encryptionKeys[0]?.key.reveal()).toBe(key);
+    expect(JSON.stringify(config)).not.toContain(key);
+    expect(config.audit.destination).toEqual({ file: "/var/log/broker/audit.log" });
+  });
+
+  it.each([
+    [
+      "a non-loopback listener without clients",
+      "listen: { grpc: '0.0.0.0:1' }",
+      /'listen.grpc': 0.0.0.0 is not a loopback address and no clients are configured/,
+    ],
+    [
+      "a client nobody can recognise",
+      "security: { clients: [{ id: x, apps: ['*'], permissions: [get] }] }",
+      /'security.clients\[0\]': needs apiKeySha256 or tlsIdentity/,
+    ],
+    [
+      "a short key hash",
+      "security: { clients: [{ id: x, apiKeySha256: abc, apps: ['*'], permissions: [get] }] }",
+      /'security.clients\[0\].apiKeySha256': expected 64 hex/,
+    ],
+    [
+      "an unknown permission",
+      `security: { clients: [{ id: x, tlsIdentity: a, apps: ['*'], permissions: [root] }] }`,
+      /'security.clients\[0\].permissions\[0\]': expected one of get, watch, invalidate, admin/,
+    ],
+    [
+      "a bad CIDR",
+      "security: { allowCidrs: ['10.0.0.0'] }",
+      /'security.allowCidrs\[0\]': expected a CIDR/,
+    ],
+    [
+      "mTLS without a CA",
+      "security: { tls: { certFile: a, keyFile: b, requireClientCert: true } }",
+      /'security.tls.requireClientCert': needs clientCaFile/,
+    ],
+    [
+      "a short encryption key",
+      "security: { encryptionKeys: [{ id: k, key: { env: SHOP_SECRET } }] }",
+      /'security.encryptionKeys\[0\].key': expected 32 random bytes/,
+    ],
+    [
+      "a relative audit file",
+      "audit: { destination: audit.log }",
+      /'audit.destination': expected stderr, stdout or an absolute file path/,
+    ],
+  ])("names the key on %s", (_name, yaml, message) => {
+    expect(() => parseConfig(parse(yaml), environment)).toThrow(message);
+  });
+
+  it("allows an unauthenticated non-loopback listener only when opted in", () => {
+    const config = parseConfig(
+      parse("listen: { grpc: '0.0.0.0:1' }\nsecurity: { allowUnauthenticatedNonLoopback: true }"),
+      environment,
+    );
+    expect(config.listen.grpc.host).toBe("0.0.0.0");
+  });
+
+  it("never puts a secret into an error message", () => {
+    expect(() =>
+      parseConfig(
+        parse("apps: [{ id: a, appid: wx, secret: { env: SHOP_SECRET, file: /x } }]"),
+        environment,
+      ),
+    ).toThrow(/exactly one of/);
+  });
+});
+
+describe("applyEnvOverrides", () => {
+  it("overrides single keys from TOKEN_BROKER_* variables", () => {
+    const doc = applyEnvOverrides(
+      parse(`${MINIMAL}\nsecurity: { allowUnauthenticatedNonLoopback: true }`),
+      {
+        TOKEN_BROKER_GRPC_LISTEN: "0.0.0.0:7000",
+        TOKEN_BROKER_UPSTREAM_TIMEOUT_MS: "1500",
+        TOKEN_BROKER_LOG_LEVEL: "warn",
+      },
+    );
+    const config = parseConfig(doc, environment);
+    expect(config.listen.grpc).toEqual({ host: "0.0.0.0", port: 7000 });
+    expect(config.upstream.timeoutMs).toBe(1500);
+    expect(config.log.level).toBe("warn");
+  });
+});

@@ -1,0 +1,36 @@
+import { describe, expect, it } from "vitest";
+import { BudgetTable, DEFAULT_BUDGETS } from "../../src/quota/quota-ledger.js";
+
+describe("BudgetTable", () => {
+  it("defaults below WeChat's limits: 1800 token, 400000 stable_token, 1000 getticket, 20 force", () => {
+    const t = new BudgetTable();
+    expect(DEFAULT_BUDGETS).toEqual({
+      "/cgi-bin/token": 1800,
+      "/cgi-bin/stable_token": 400_000,
+      "/cgi-bin/ticket/getticket": 1000,
+      force_refresh: 20,
+    });
+    expect(t.budget("any", "/cgi-bin/token")).toBe(1800);
+  });
+
+  it("resolves per app, then configured default, then built-in; undefined means not set", () => {
+    const t = new BudgetTable({
+      defaults: { "/cgi-bin/token": 1500, "/cgi-bin/ticket/getticket": null },
+      apps: { mini: { "/cgi-bin/token": 9000, force_refresh: undefined } },
+    });
+    expect(t.budget("mini", "/cgi-bin/token")).toBe(9000);
+    expect(t.budget("mini", "force_refresh")).toBe(20);
+    expect(t.budget("oa", "/cgi-bin/token")).toBe(1500);
+    expect(t.budget("oa", "/cgi-bin/ticket/getticket")).toBeNull();
+    expect(t.budget("oa", "/cgi-bin/stable_token")).toBe(400_000);
+  });
+
+  it.each([
+    [{ defaults: { "/cgi-bin/token": -1 } }, /whole number/],
+    [{ defaults: { "/cgi-bin/token": 1.5 } }, /whole number/],
+    [{ apps: { a: { "/cgi-bin/token": Number.POSITIVE_INFINITY } } }, /apps\.a/],
+    [{ defaults: { "/cgi-bin/getcallbackip": 10 } }, /unknown endpoint/],
+  ])("rejects %j", (budgets, message) => {
+    expect(() => new BudgetTable(budgets as never)).toThrow(message);
+  });
+});

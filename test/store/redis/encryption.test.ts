@@ -1,0 +1,406 @@
+import { randomBytes } from "node:crypto";
+import { inspect } from "node:util";
+import { Redis } from "ioredis";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { Secret } from "../../../src/shared/secret.js";
+import type { RedisKeys } from "../../../src/store/redis/keys.js";
+import { RedisTokenStore } from "../../../src/store/redis/redis-token-store.js";
+import {
+  type EncryptionKey,
+  isSealedValue,
+  parseEncryptionKeys,
+  ValueCipher,
+  ValueDecryptionError,
+} from "../../../src/store/redis/value-cipher.js";
+import type { CredentialUpdate } from "../../../src/store/token-store.js";
+import type { CredentialKey, NewCredential } from "../../../src/token/credential.js";
+import { recordLeakCandidate } from "../../helpers/leak-recorder.js";
+import { type RedisServer, startRedisServer } from "../../helpers/redis-server.js";
+import { captureLogger, connect, freshKeys, until } from "./helpers.js";
+
+const T0 = Date.now();
+const HOUR = 3_600_000;
+const next = (value: string, extra: Partial<NewCredential> = {}): NewCredential => ({
+  value,
+  fetchedAt: T0,
+  expiresAt: T0 + 2 * HOUR,
+  ...extra,
+});
+const token = { appId: "wx-enc-1", kind: "access_token" } as const;
+const ticket = { appId: "wx-enc-1", kind: "jsapi_ticket" } as const;
+const SEALED = /^v1:([A-Za-z0-9._-]+):([A-Za-z0-9_-]{16}):([A-Za-z0-9_-]+)$/;
+
+/** A fresh key; the suite-wide leak scan looks for it everywhere (a no-op when the scan is off). */
+function key(id: string): EncryptionKey {
+  const k = { id, key: randomBytes(32) };
+  recordLeakCandidate("secret", k.key.toString("base64"));
+  return k;
+}
+/** A token-shaped value nobody else uses, so finding it anywhere is a leak; recorded likewise. */
+function plaintext(label: string): string {
+  const value = `${label}_${randomBytes(48).toString("base64url")}`;
+  recordLeakCandidate("access_token", value);
+  return value;
+}
+
+describe("ValueCipher", () => {
+  const k1 = key("k1");
+  const k2 = key("k2");
+
+  it("seals as v1:<keyId>:<12-byte IV>:<ciphertext+tag>, with a fresh IV every time", () => {
+    const cipher = new ValueCipher([k1]);
+    const a = cipher.encrypt("the-token", "app/access_token");
+    const b = cipher.encrypt("the-token", "app/access_token");
+    expect(a).toMatch(SEALED);
+    expect(a).not.toBe(b);
+    const [, keyId, iv, body] = SEALED.exec(a) ?? [];
+    expect(keyId).toBe("k1");
+    expect(Buffer.from(iv ?? "", "base64url")).toHaveLength(12);
+    // AES-GCM keeps the length: 9 plaintext bytes + 16 tag bytes.
+    expect(Buffer.from(body ?? "", "base64url")).toHaveLength(9 + 16);
+    expect(a).not.toContain("the-token");
+    expect(cipher.decrypt(a, "app/access_token")).toBe("the-token");
+    expect(isSealedValue(a)).toBe(true);
+    expect(isSealedValue("13_fUIS1WabcDEF")).toBe(false);
+  });
+
+  it("encrypts with the first key and decrypts with any configured key (rotation)", () => {
+    const old = new ValueCipher([k1]).encrypt("old-value", "a/access_token");
+    const rotated = new ValueCipher([k2, k1]);
+    expect(rotated.currentKeyId).toBe("k2");
+    expect(rotated.keyIds).toEqual(["k2", "k1"]);
+    expect(rotated.decrypt(old, "a/access_token")).toBe("old-value");
+    expect(rotated.encrypt("new-value", "a/access_token")).toMatch(/^v1:k2:/);
+  });
+
+  it("refuses an unknown key id, a wrong key, another credential's AAD and altered bytes, quoting neither value nor key", () => {
+    const value = plaintext("secret-token");
+    const sealed = new ValueCipher([k1]).encrypt(value, "a/access_token");
+    const attempts: Array<[() => string, string, RegExp]> = [
+      [
+        () => new ValueCipher([k2]).decrypt(sealed, "a/access_token"),
+        "unknown-key",
+        /encrypted with key 'k1', which is not configured \(configured: k2\)/,
+      ],
+      [
+        () =>
+          new ValueCipher([{ id: "k1", key: randomBytes(32) }]).decrypt(sealed, "a/access_token"),
+        "authentication",
+        /authentication failed/,
+      ],
+      [
+        () => new ValueCipher([k1]).decrypt(sealed, "b/access_token"),
+        "authentication",
+        /credential b\/access_token .*copied from another credential/,
+      ],
+      [
+        () => new ValueCipher([k1]).decrypt(flipLastChar(sealed), "a/access_token"),
+        "authentication",
+        /authentication failed/,
+      ],
+      [
+        () => new ValueCipher([k1]).decrypt("v1:k1:nope", "a/access_token"),
+        "malformed",
+        /malformed ciphertext/,
+      ],
+      [
+        () => new ValueCipher([k1]).decrypt("v2:k1:aaaa:bbbb", "a/access_token"),
+        "malformed",
+        /unsupported format 'v2'/,
+      ],
+    ];
+    for (const [attempt, problem, message] of attempts) {
+      const err = catchError(attempt);
+      expect(err).toBeInstanceOf(ValueDecryptionError);
+      expect((err as ValueDecryptionError).problem).toBe(problem);
+      expect(err.message).toMatch(message);
+      expectNoKeyOrValue(`${err.message} ${err.stack ?? ""}`, value, [k1, k2]);
+    }
+  });
+
+  it("prints no key material", () => {
+    const cipher = new ValueCipher([k1, k2]);
+    const shown = `${inspect(cipher)} ${JSON.stringify({ cipher })} ${String(cipher.toJSON())}`;
+    expect(shown).toContain("k1");
+    expectNoKeyOrValue(shown, "unused-value", [k1, k2]);
+  });
+
+  it("parseEncryptionKeys takes [{ id, key: base64 }] (string or Secret) and explains bad ones", () => {
+    const b64 = k1.key.toString("base64");
+    const parsed = parseEncryptionKeys([
+      { id: "k1", key: b64 },
+      { id: "k2", key: new Secret(k2.key.toString("base64url")) },
+    ]);
+    expect(parsed.map((k) => k.id)).toEqual(["k1", "k2"]);
+    expect(parsed[0]?.key.equals(k1.key)).toBe(true);
+    expect(parsed[1]?.key.equals(k2.key)).toBe(true);
+
+    const bad: Array<[unknown, RegExp]> = [
+      [[], /store\.encryptionKeys must be a non-empty list of \{ id, key \}/],
+      ["k1", /must be a non-empty list/],
+      [[{ id: "k1" }], /store\.encryptionKeys\[0\]\.key \(key 'k1'\) must be a base64 string/],
+      [[{ id: "a:b", key: b64 }], /\[0\]\.id must be 1 to 64 letters/],
+      [
+        [
+          { id: "k1", key: b64 },
+          { id: "k1", key: b64 },
+        ],
+        /\[1\]\.id 'k1' is used by an earlier key/,
+      ],
+      [
+        [{ id: "short", key: randomBytes(16).toString("base64") }],
+        /\[0\]\.key \(key 'short'\) must decode to 32 bytes .* got 16/,
+      ],
+      [
+        [{ id: "junk", key: "not base64 at all!" }],
+        /\[0\]\.key \(key 'junk'\) is not valid base64/,
+      ],
+    ];
+    for (const [spec, message] of bad) {
+      const err = catchError(() => parseEncryptionKeys(spec, "store.encryptionKeys"));
+      expect(err.message).toMatch(message);
+      expectNoKeyOrValue(err.message, "unused-value", [k1, k2]);
+    }
+    expect(() => new ValueCipher([{ id: "k", key: randomBytes(31) }])).toThrow(/32 bytes, got 31/);
+    expect(() => new ValueCipher([])).toThrow(/at least one key/);
+  });
+});
+
+describe("RedisTokenStore with encryption at rest", () => {
+  let server: RedisServer;
+  const opened: RedisTokenStore[] = [];
+  const clients: Redis[] = [];
+
+  beforeAll(async () => {
+    server = await startRedisServer();
+  });
+  afterEach(async () => {
+    await Promise.all(opened.splice(0).map((s) => s.close()));
+    for (const c of clients.splice(0)) c.disconnect();
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  async function store(keys: RedisKeys, cipherKeys?: EncryptionKey[], logger = captureLogger()) {
+    const s = new RedisTokenStore({
+      client: connect(server.url, `enc-${opened.length}`),
+      keys,
+      logger: logger.logger,
+      ...(cipherKeys ? { cipher: new ValueCipher(cipherKeys) } : {}),
+    });
+    opened.push(s);
+    await s.subscribed();
+    return s;
+  }
+
+  function admin(): Redis {
+    const c = new Redis(server.port, "127.0.0.1", { lazyConnect: false });
+    clients.push(c);
+    return c;
+  }
+
+  /** Every command Redis runs (scripts' own HSET and PUBLISH included), as MONITOR shows them. */
+  async function monitor(): Promise<{ lines: string[] }> {
+    const m = await admin().monitor();
+    clients.push(m);
+    const lines: string[] = [];
+    m.on("monitor", (_time: string, args: string[]) => lines.push(args.join(" ")));
+    return { lines };
+  }
+
+  /** Every message on the updates channel, as a raw subscriber receives it. */
+  async function listen(keys: RedisKeys): Promise<string[]> {
+    const sub = admin();
+    const messages: string[] = [];
+    sub.on("message", (_channel: string, message: string) => messages.push(message));
+    await sub.subscribe(keys.updates);
+    return messages;
+  }
+
+  it("keeps no plaintext value in hash fields, script arguments, Lua commands or PUBLISH payloads", async () => {
+    const keys = freshKeys();
+    const k1 = key("k1");
+    const writer = await store(keys, [k1]);
+    const reader = await store(keys, [k1]);
+    const heard: CredentialUpdate[] = [];
+    reader.subscribe((u) => heard.push(u));
+    const watch = await monitor();
+    const raw = await listen(keys);
+    const values = [plaintext("tok1"), plaintext("tok2"), plaintext("tkt1"), plaintext("tok3")];
+
+    expect((await writer.compareAndSet(token, 0, 1, next(values[0] ?? ""))).written).toBe(true);
+    const second = await writer.compareAndSet(token, 1, 1, next(values[1] ?? ""));
+    expect(second).toEqual({ written: true, credential: { ...next(values[1] ?? ""), version: 2 } });
+    await writer.compareAndSet(ticket, 0, 1, next(values[2] ?? ""));
+    // restore-credential-1.lua takes the same route.
+    await writer.restore(
+      { appId: "wx-enc-2", kind: "access_token" },
+      {
+        ...next(values[3] ?? ""),
+        version: 7,
+      },
+    );
+
+    // Reads and cross-instance pub/sub open the values again.
+    expect(await reader.get(token)).toEqual({ ...next(values[1] ?? ""), version: 2 });
+    expect((await reader.get(ticket))?.value).toBe(values[2]);
+    expect((await reader.get({ appId: "wx-enc-2", kind: "access_token" }))?.value).toBe(values[3]);
+    await until(() => heard.length >= 4, "four updates");
+    expect(heard.map((u) => u.credential.value)).toEqual(values);
+
+    await until(() => raw.length >= 4, "four raw messages");
+    const c = admin();
+    const hash = await c.hgetall(keys.credential(token));
+    expect(hash.value).toMatch(SEALED);
+    expect(hash.value).toMatch(/^v1:k1:/);
+    expect(hash.version).toBe("2");
+    for (const m of raw) {
+      const fields = (JSON.parse(m) as { fields: Record<string, string> }).fields;
+      expect(fields.value).toMatch(SEALED);
+    }
+    await until(() => watch.lines.some((l) => /^publish /i.test(l)), "MONITOR lines");
+    const everything = [
+      JSON.stringify(hash),
+      JSON.stringify(await c.hgetall(keys.credential(ticket))),
+      ...raw,
+      ...watch.lines,
+    ].join("\n");
+    expect(watch.lines.some((l) => /^hset .*:cred value v1:k1:/i.test(l))).toBe(true);
+    for (const v of values) expect(everything).not.toContain(v);
+    expectNoKeyOrValue(everything, values[0] ?? "", [k1]);
+  });
+
+  it("rotates: [k2, k1] reads k1 values and writes k2; [k2] alone gets a clear error for k1 values", async () => {
+    const keys = freshKeys();
+    const k1 = key("k1");
+    const k2 = key("k2");
+    const a = await store(keys, [k1]);
+    const oldValue = plaintext("old");
+    await a.compareAndSet(token, 0, 1, next(oldValue));
+    await a.compareAndSet(ticket, 0, 1, next(plaintext("old-ticket")));
+
+    // Rolled out with the new key first and the old one kept.
+    const b = await store(keys, [k2, k1]);
+    expect((await b.get(token))?.value).toBe(oldValue);
+    const newValue = plaintext("new");
+    expect((await b.compareAndSet(token, 1, 1, next(newValue))).written).toBe(true);
+    const c = admin();
+    expect(await c.hget(keys.credential(token), "value")).toMatch(/^v1:k2:/);
+    expect((await b.get(token))?.value).toBe(newValue);
+
+    // An instance that has only the new key: k2 values open, k1 values fail clearly.
+    const log = captureLogger();
+    const onlyK2 = await store(keys, [k2], log);
+    expect((await onlyK2.get(token))?.value).toBe(newValue);
+    const err = await onlyK2.get(ticket).then(
+      () => new Error("read succeeded"),
+      (e: unknown) => e as Error,
+    );
+    expect(err).toBeInstanceOf(ValueDecryptionError);
+    expect(err.message).toBe(
+      "cannot decrypt credential wx-enc-1/jsapi_ticket: it is encrypted with key 'k1', which is not configured (configured: k2); add it after the current key to read values written before a rotation",
+    );
+
+    // A k1-only instance hears a k2 write and cannot open it: logged (by key id), not delivered.
+    const heardByOld: CredentialUpdate[] = [];
+    const aLog = captureLogger();
+    const old = await store(keys, [k1], aLog);
+    old.subscribe((u) => heardByOld.push(u));
+    await b.compareAndSet(token, 2, 1, next(plaintext("newer")));
+    await until(() => aLog.text().includes("cannot decrypt"), "the decryption error log");
+    expect(heardByOld).toEqual([]);
+    const line = JSON.parse(aLog.text().trim().split("\n").at(-1) ?? "{}") as Record<
+      string,
+      unknown
+    >;
+    expect(line).toMatchObject({ level: "error", keyId: "k2" });
+    expectNoKeyOrValue(aLog.text() + log.text(), newValue, [k1, k2]);
+  });
+
+  it("binds a ciphertext to its credential: copied into another credential's hash it is refused", async () => {
+    const keys = freshKeys();
+    const k1 = key("k1");
+    const s = await store(keys, [k1]);
+    const value = plaintext("moved");
+    await s.compareAndSet(token, 0, 1, next(value));
+    await s.compareAndSet(ticket, 0, 1, next(plaintext("victim")));
+    const c = admin();
+    const sealed = await c.hget(keys.credential(token), "value");
+    await c.hset(keys.credential(ticket), "value", sealed ?? "");
+    const err = await s.get(ticket).then(
+      () => new Error("read succeeded"),
+      (e: unknown) => e as Error,
+    );
+    expect(err).toBeInstanceOf(ValueDecryptionError);
+    expect((err as ValueDecryptionError).problem).toBe("authentication");
+    expect(err.message).toMatch(/^cannot decrypt credential wx-enc-1\/jsapi_ticket with key 'k1'/);
+    expect(err.message).not.toContain(value);
+    // The original still opens.
+    expect((await s.get(token))?.value).toBe(value);
+  });
+
+  it("migrates: plaintext written without a cipher is read with one, and sealed at the next write", async () => {
+    const keys = freshKeys();
+    const k1 = key("k1");
+    const plain = await store(keys);
+    const first = plaintext("plain");
+    await plain.compareAndSet(token, 0, 1, next(first));
+    const c = admin();
+    expect(await c.hget(keys.credential(token), "value")).toBe(first); // no cipher: as today
+
+    const sealed = await store(keys, [k1]);
+    const heard: CredentialUpdate[] = [];
+    sealed.subscribe((u) => heard.push(u));
+    expect((await sealed.get(token))?.value).toBe(first);
+    // A plaintext update message from a replica not yet upgraded is accepted too.
+    const second = plaintext("plain2");
+    await plain.compareAndSet(token, 1, 1, next(second));
+    await until(() => heard.length === 1, "the plaintext update");
+    expect(heard[0]?.credential.value).toBe(second);
+
+    const third = plaintext("sealed");
+    await sealed.compareAndSet(token, 2, 1, next(third));
+    expect(await c.hget(keys.credential(token), "value")).toMatch(/^v1:k1:/);
+    // A replica without keys now refuses the sealed value instead of serving ciphertext.
+    await expect(plain.get(token)).rejects.toThrow(
+      "credential wx-enc-1/access_token is encrypted but no encryption keys are configured",
+    );
+  });
+
+  it("reports a refused write's current credential decrypted", async () => {
+    const keys = freshKeys();
+    const k1 = key("k1");
+    const s = await store(keys, [k1]);
+    const value = plaintext("current");
+    await s.compareAndSet(token, 0, 5, next(value));
+    const stale: CredentialKey = token;
+    expect(await s.compareAndSet(stale, 0, 5, next(plaintext("late")))).toEqual({
+      written: false,
+      reason: "version",
+      current: { ...next(value), version: 1 },
+    });
+  });
+});
+
+function catchError(run: () => unknown): Error {
+  try {
+    run();
+  } catch (err) {
+    return err as Error;
+  }
+  throw new Error("expected an error");
+}
+
+function flipLastChar(sealed: string): string {
+  const last = sealed.at(-2) === "A" ? "B" : "A";
+  return `${sealed.slice(0, -2)}${last}${sealed.at(-1)}`;
+}
+
+/** Neither the value nor any key, in any of the encodings a key is written in. */
+function expectNoKeyOrValue(text: string, value: string, keys: EncryptionKey[]): void {
+  expect(text).not.toContain(value);
+  for (const k of keys)
+    for (const encoding of ["base64", "base64url", "hex"] as const)
+      expect(text).not.toContain(k.key.toString(encoding).replace(/=+$/, ""));
+}

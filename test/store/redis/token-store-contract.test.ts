@@ -1,0 +1,187 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { MemoryTokenStore } from "../../../src/store/memory-store.js";
+import type { CredentialUpdate, TokenStore } from "../../../src/store/token-store.js";
+import type { NewCredential } from "../../../src/token/credential.js";
+import { type RedisServer, startRedisServer } from "../../helpers/redis-server.js";
+import { freshKeys, openStore, until } from "./helpers.js";
+
+/**
+ * One behaviour suite, run against every TokenStore: what the memory store
+ * does for a single node, the Redis store must do for replicas. Notifications
+ * may arrive after `compareAndSet` resolves (Redis delivers them through
+ * pub/sub, to the writer too), so tests wait for them rather than assume.
+ */
+
+const key = { appId: "a", kind: "access_token" } as const;
+const other = { appId: "b", kind: "jsapi_ticket" } as const;
+// Realistic times: the Redis store keeps a credential until a while after it expires.
+const T0 = Date.UTC(2026, 0, 1, 4, 0, 0);
+const next = (value: string, extra: Partial<NewCredential> = {}): NewCredential => ({
+  value,
+  fetchedAt: T0,
+  expiresAt: T0 + 7_200_000,
+  ...extra,
+});
+
+let server: RedisServer;
+beforeAll(async () => {
+  server = await startRedisServer();
+});
+afterAll(async () => {
+  await server?.stop();
+});
+
+const factories: Array<[string, () => Promise<TokenStore>]> = [
+  ["MemoryTokenStore", async () => new MemoryTokenStore()],
+  ["RedisTokenStore", () => openStore(server.url, freshKeys(), "contract")],
+];
+
+describe.each(factories)("%s", (_name, open) => {
+  const opened: TokenStore[] = [];
+  async function store(): Promise<TokenStore> {
+    const s = await open();
+    opened.push(s);
+    return s;
+  }
+  afterEach(async () => {
+    await Promise.all(opened.splice(0).map((s) => s.close()));
+  });
+
+  it("reads nothing for a credential never written", async () => {
+    expect(await (await store()).get(key)).toBeUndefined();
+  });
+
+  it("writes version 1 when empty and the next version on a matching compare", async () => {
+    const s = await store();
+    const first = await s.compareAndSet(key, 0, 1, next("t1"));
+    expect(first).toEqual({ written: true, credential: { ...next("t1"), version: 1 } });
+    const second = await s.compareAndSet(key, 1, 1, next("t2"));
+    expect(second).toMatchObject({ written: true, credential: { value: "t2", version: 2 } });
+    expect(await s.get(key)).toEqual({ ...next("t2"), version: 2 });
+    expect(await s.get(other)).toBeUndefined();
+  });
+
+  it("keeps previousValidUntil when given and drops it when a later write has none", async () => {
+    const s = await store();
+    await s.compareAndSet(key, 0, 1, next("t1", { previousValidUntil: T0 + 300_000 }));
+    expect(await s.get(key)).toEqual({
+      ...next("t1", { previousValidUntil: T0 + 300_000 }),
+      version: 1,
+    });
+    await s.compareAndSet(key, 1, 1, next("t2"));
+    expect(await s.get(key)).toEqual({ ...next("t2"), version: 2 });
+  });
+
+  it("refuses a write based on a stale version and reports what is stored", async () => {
+    const s = await store();
+    await s.compareAndSet(key, 0, 1, next("t1"));
+    await s.compareAndSet(key, 1, 1, next("t2"));
+    const stale = await s.compareAndSet(key, 1, 1, next("late"));
+    expect(stale).toEqual({
+      written: false,
+      reason: "version",
+      current: { ...next("t2"), version: 2 },
+    });
+    expect((await s.get(key))?.value).toBe("t2");
+    // A writer that believes nothing is stored is refused too.
+    expect(await s.compareAndSet(key, 0, 1, next("late"))).toMatchObject({
+      written: false,
+      reason: "version",
+    });
+  });
+
+  it("refuses a write whose fence is below the highest fence written (a holder that lost its lease)", async () => {
+    const s = await store();
+    await s.compareAndSet(key, 0, 5, next("from-fence-5"));
+    const late = await s.compareAndSet(key, 1, 4, next("from-fence-4"));
+    expect(late).toMatchObject({
+      written: false,
+      reason: "fence",
+      current: { value: "from-fence-5", version: 1 },
+    });
+    // The fence check comes first: a stale holder is told "fence" even with a stale version.
+    expect(await s.compareAndSet(key, 0, 4, next("x"))).toMatchObject({ reason: "fence" });
+    expect(await s.compareAndSet(key, 1, 5, next("same-holder-again"))).toMatchObject({
+      written: true,
+    });
+    expect(await s.compareAndSet(key, 2, 6, next("next-holder"))).toMatchObject({
+      written: true,
+      credential: { version: 3 },
+    });
+    expect(await s.compareAndSet(key, 3, 5, next("previous-holder"))).toMatchObject({
+      reason: "fence",
+    });
+  });
+
+  it("keeps fences per credential", async () => {
+    const s = await store();
+    await s.compareAndSet(key, 0, 9, next("k"));
+    expect(await s.compareAndSet(other, 0, 1, next("o"))).toMatchObject({ written: true });
+  });
+
+  it("restores a credential only over nothing or an older version, resetting the fence", async () => {
+    const s = await store();
+    const held = { ...next("held"), version: 7 };
+    expect(await s.restore(key, held)).toEqual({ written: true, credential: held });
+    expect(await s.restore(key, { ...held, value: "older", version: 6 })).toMatchObject({
+      written: false,
+      reason: "version",
+      current: { value: "held" },
+    });
+    expect(await s.restore(key, { ...held, value: "same", version: 7 })).toMatchObject({
+      written: false,
+    });
+    // A lock holder after a store restart starts from fence 1 again, and can write.
+    expect(await s.compareAndSet(key, 7, 1, next("after-restart"))).toMatchObject({
+      written: true,
+      credential: { version: 8 },
+    });
+    // A newer restore replaces every field, including previousValidUntil.
+    await s.compareAndSet(key, 8, 1, next("with-previous", { previousValidUntil: T0 + 1 }));
+    const newer = { ...next("newer"), version: 20 };
+    expect(await s.restore(key, newer)).toEqual({ written: true, credential: newer });
+    expect(await s.get(key)).toEqual(newer);
+  });
+
+  it("notifies subscribers of every write, and a throwing subscriber does not break others", async () => {
+    const s = await store();
+    const seen: CredentialUpdate[] = [];
+    const all: CredentialUpdate[] = [];
+    s.subscribe(() => {
+      throw new Error("broken subscriber");
+    });
+    s.subscribe((u) => all.push(u));
+    const unsubscribe = s.subscribe((u) => seen.push(u));
+    await s.compareAndSet(key, 0, 1, next("t1"));
+    await until(() => all.length === 1, "the first update");
+    unsubscribe();
+    await s.compareAndSet(key, 1, 1, next("t2"));
+    await s.restore(other, { ...next("r"), version: 3 });
+    await until(() => all.length === 3, "the later updates");
+    expect(seen.map((u) => [u.key.appId, u.credential.version])).toEqual([["a", 1]]);
+    expect(all.map((u) => [u.key, u.credential])).toEqual([
+      [key, { ...next("t1"), version: 1 }],
+      [key, { ...next("t2"), version: 2 }],
+      [other, { ...next("r"), version: 3 }],
+    ]);
+  });
+
+  it("does not notify refused writes", async () => {
+    const s = await store();
+    const all: CredentialUpdate[] = [];
+    s.subscribe((u) => all.push(u));
+    await s.compareAndSet(key, 0, 2, next("t1"));
+    await s.compareAndSet(key, 0, 2, next("stale-version"));
+    await s.compareAndSet(key, 1, 1, next("stale-fence"));
+    await s.restore(key, { ...next("old"), version: 1 });
+    await s.compareAndSet(other, 0, 1, next("marker"));
+    await until(() => all.length === 2, "the marker write");
+    expect(all.map((u) => u.credential.value)).toEqual(["t1", "marker"]);
+  });
+
+  it("closes idempotently", async () => {
+    const s = await store();
+    await Promise.all([s.close(), s.close()]);
+    await s.close();
+  });
+});
