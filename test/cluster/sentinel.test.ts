@@ -207,7 +207,7 @@ describe("three replicas sharing Redis through Sentinel", () => {
       "every replica on version 3",
     );
     expect(heard.filter((v) => v !== 2)).toEqual([3]);
-  }, 40_000);
+  }, 60_000);
 });
 
 /**
@@ -223,10 +223,14 @@ async function rejoinReplica(s: SentinelSetup): Promise<{ replicaNode: Redis; ma
   const conn = adminConnection(node.port);
   const masterNode = adminConnection(masterPort);
   await conn.call("REPLICAOF", "127.0.0.1", String(masterPort));
-  await eventuallyAsync(async () => {
-    const info = await conn.info("replication");
-    return info.includes("master_link_status:up");
-  }, "the replica in sync");
+  await eventuallyAsync(
+    async () => {
+      const info = await conn.info("replication");
+      return info.includes("master_link_status:up");
+    },
+    "the replica in sync",
+    20_000,
+  );
   await eventuallyAsync(
     async () => {
       for (const port of s.sentinelPorts) {

@@ -49,9 +49,14 @@ export async function startSentinelSetup(): Promise<SentinelSetup> {
   }
 
   try {
-    const master = await startRedisServer();
+    // Redis 7 waits 5 s before a diskless full sync in case more replicas ask;
+    // a replica rejoining after a failover should not wait on that.
+    const data = ["--repl-diskless-sync-delay", "0"];
+    const master = await startRedisServer(data);
     servers.push(master);
-    servers.push(await startRedisServer(["--replicaof", "127.0.0.1", String(master.port)]));
+    servers.push(
+      await startRedisServer([...data, "--replicaof", "127.0.0.1", String(master.port)]),
+    );
     for (let i = 0; i < 3; i++) {
       const port = await freePort();
       const conf = join(dir, `sentinel-${port}.conf`);
