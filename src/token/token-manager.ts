@@ -211,6 +211,8 @@ export class TokenManager {
         ifValue: rejectedValue,
       });
       const result = await raceAbort(promise, signal);
+      // Read your writes: the store's notification of this write may come later.
+      if (result.credential) this.#remember(key, result.credential);
       const outcome = invalidateOutcome(result, started);
       if (outcome === "refreshed") this.#checkForeignRefresh(key, current, errcode);
       // A joined run that had a different precondition may not have looked at

@@ -70,6 +70,23 @@ describe("three replicas sharing Redis", () => {
     }
   });
 
+  it("the replica that refreshed serves the new version at once, before Redis notifies it", async () => {
+    const a = h.replicas[0];
+    let current = await a?.manager.get("classic", "access_token", never);
+    for (let i = 0; i < 20; i++) {
+      const result = await a?.manager.invalidate(
+        "classic",
+        "access_token",
+        current?.value ?? "",
+        40001,
+        never,
+      );
+      expect(result?.outcome).toBe("refreshed");
+      current = await a?.manager.get("classic", "access_token", never);
+      expect(current?.version).toBe(result?.credential.version);
+    }
+  });
+
   it("a watcher on replica B receives, in order, every version refreshed on replica A", async () => {
     const [a, b] = h.replicas;
     const ac = new AbortController();
