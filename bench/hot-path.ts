@@ -13,7 +13,7 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { GetTokenRequestSchema, TokenKind } from "../gen/tokenbroker/v1/token_service_pb.js";
 import type { Bench, BenchContext, BenchRow } from "./contract.js";
 import { hasTaskset, type ServerChild, spawnServer } from "./lib/child.js";
-import { topSelfTime } from "./lib/cpu-profile.js";
+import { type SelfTime, selfTimeByOwner, topSelfTime } from "./lib/cpu-profile.js";
 import { grpcFrame, grpcUnframe, h2Post } from "./lib/h2-request.js";
 import { type H2loadResult, runH2load } from "./lib/h2load.js";
 import { BENCH_APP, GET_TOKEN_PATH } from "./lib/protocol.js";
@@ -152,9 +152,12 @@ async function profile(
       "profile-stopped",
     );
     const top = await topSelfTime(dir, 12);
+    const owners = await selfTimeByOwner(dir);
+    const list = (xs: readonly SelfTime[]) =>
+      xs.map((t) => `${t.name} ${t.percent.toFixed(1)}%`).join("; ");
     return (
       `CPU profile of the warm broker under ${target.name} load (${plan.profileSeconds} s, V8 CPU profiler via the inspector, ` +
-      `200 µs sampling), top self time: ${top.map((t) => `${t.name} ${t.percent.toFixed(1)}%`).join("; ")}`
+      `200 µs sampling). Self time by owner: ${list(owners)}. Top functions: ${list(top)}`
     );
   } finally {
     await rm(dir, { recursive: true, force: true });

@@ -54,3 +54,40 @@ export async function topSelfTime(dir: string, count: number): Promise<SelfTime[
     .slice(0, count)
     .map(([name, n]) => ({ name, percent: (100 * n) / Math.max(1, total) }));
 }
+
+/** Who a profiled function belongs to: a package, Node's core, the broker, or V8 itself. */
+function ownerOf(url: string, functionName: string): string {
+  if (!url) return functionName === "(idle)" ? "(idle)" : "V8 and native (GC, microtasks, …)";
+  if (url.startsWith("node:")) return "Node core (http2, streams, events, …)";
+  const nm = url.lastIndexOf("node_modules/");
+  if (nm >= 0) {
+    const parts = url.slice(nm + "node_modules/".length).split("/");
+    return parts[0]?.startsWith("@") ? `${parts[0]}/${parts[1]}` : (parts[0] ?? url);
+  }
+  if (/\/src\//.test(url)) return "the broker (src/)";
+  if (/\/gen\//.test(url)) return "generated code (gen/)";
+  return "other";
+}
+
+/**
+ * Self time grouped by owner (see {@link ownerOf}), as a share of all
+ * samples: where a request's CPU goes, framework by framework.
+ */
+export async function selfTimeByOwner(dir: string): Promise<SelfTime[]> {
+  const files = (await readdir(dir)).filter((f) => f.endsWith(".cpuprofile"));
+  const hits = new Map<string, number>();
+  let total = 0;
+  for (const file of files) {
+    const profile = JSON.parse(await readFile(join(dir, file), "utf8")) as Profile;
+    for (const node of profile.nodes) {
+      const n = node.hitCount ?? 0;
+      if (n === 0) continue;
+      const owner = ownerOf(node.callFrame.url, node.callFrame.functionName);
+      hits.set(owner, (hits.get(owner) ?? 0) + n);
+      total += n;
+    }
+  }
+  return [...hits.entries()]
+    .sort((a, b) => b[1] - a[1])
+    .map(([name, n]) => ({ name, percent: (100 * n) / Math.max(1, total) }));
+}

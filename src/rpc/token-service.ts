@@ -9,8 +9,8 @@ import type { InvalidateOutcome as DomainOutcome, TokenManager } from "../token/
 import { callerOf } from "./caller.js";
 import { toConnectError } from "./to-connect-error.js";
 import { toTokenMessage } from "./token-message.js";
+import { TokenResponses } from "./token-responses.js";
 import { validateCredentialRequest, validateRejectedValue } from "./validate.js";
-import { WatchResponses } from "./watch-responses.js";
 
 export interface TokenServiceDeps {
   manager: TokenManager;
@@ -34,7 +34,7 @@ const OUTCOME: Readonly<Record<DomainOutcome, InvalidateOutcome>> = {
  */
 export function createTokenService(deps: TokenServiceDeps): ServiceImpl<typeof TokenService> {
   const { manager, clock } = deps;
-  const watchResponses = new WatchResponses();
+  const responses = new TokenResponses();
   const fail = (err: unknown, method: string) => {
     // Domain errors are expected outcomes; anything else is a bug worth a log line.
     if (!(err instanceof BrokerError) && !(err instanceof ConnectError)) {
@@ -47,15 +47,17 @@ export function createTokenService(deps: TokenServiceDeps): ServiceImpl<typeof T
     async getToken(req, ctx) {
       try {
         const key = validateCredentialRequest(req);
-        const credential = await manager.get(key.appId, key.kind, ctx.signal);
-        return {
-          token: toTokenMessage(
-            key,
-            credential,
-            clock.now(),
-            manager.isOverdue(key.appId, key.kind),
-          ),
-        };
+        // A cached token needs no signal: not touching ctx.signal spares the
+        // gRPC adapter an AbortController per call.
+        const credential =
+          manager.cached(key.appId, key.kind) ??
+          (await manager.get(key.appId, key.kind, ctx.signal));
+        return responses.getToken(
+          key,
+          credential,
+          clock.now(),
+          manager.isOverdue(key.appId, key.kind),
+        );
       } catch (err) {
         throw fail(err, "GetToken");
       }
@@ -100,7 +102,7 @@ export function createTokenService(deps: TokenServiceDeps): ServiceImpl<typeof T
         const key = validateCredentialRequest(req);
         let first = true;
         for await (const event of manager.watch(key.appId, key.kind, ctx.signal)) {
-          yield watchResponses.get(key, event.credential, clock.now(), !first);
+          yield responses.watchToken(key, event.credential, clock.now(), !first);
           first = false;
         }
       } catch (err) {

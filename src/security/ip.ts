@@ -17,12 +17,24 @@ export interface Cidr {
 
 const V4_MAPPED_PREFIX = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff] as const;
 
-/** The address's bytes, or undefined if it is not an IP address. A zone (`%eth0`) is ignored. */
+/**
+ * Parsed peer addresses: every call's peer is parsed, and a fleet talks from
+ * a few hundred addresses at most. Emptied when full rather than kept LRU.
+ */
+const parsed = new Map<string, IpBytes | undefined>();
+const PARSED_LIMIT = 4096;
+
+/**
+ * The address's bytes, or undefined if it is not an IP address. A zone
+ * (`%eth0`) is ignored. The bytes may be shared between calls: read only.
+ */
 export function parseIp(text: string): IpBytes | undefined {
+  if (parsed.has(text)) return parsed.get(text);
   const address = text.split("%", 1)[0] ?? "";
-  if (isIPv4(address)) return mapV4(address);
-  if (isIPv6(address)) return parseV6(address);
-  return undefined;
+  const bytes = isIPv4(address) ? mapV4(address) : isIPv6(address) ? parseV6(address) : undefined;
+  if (parsed.size >= PARSED_LIMIT) parsed.clear();
+  parsed.set(text, bytes);
+  return bytes;
 }
 
 function mapV4(address: string): IpBytes {

@@ -185,11 +185,10 @@ class Gate {
   /** Steps 1-3, and the rate limit of step 4. Throws the refusal. */
   admit(method: DescMethod, rule: MethodRule, req: unknown, ctx: HandlerContext): Caller {
     const peer = ctx.values.get(peerKey) as PeerWithTls | undefined;
-    const address = callerAddress(
-      peer?.address,
-      ctx.requestHeader.get("x-forwarded-for"),
-      this.policy.trustedProxies,
-    );
+    // Headers are built on first access; without trusted proxies XFF is ignored anyway.
+    const forwardedFor =
+      this.policy.trustedProxies.length > 0 ? ctx.requestHeader.get("x-forwarded-for") : null;
+    const address = callerAddress(peer?.address, forwardedFor, this.policy.trustedProxies);
     const scene: Scene = {
       method: method.name,
       address,

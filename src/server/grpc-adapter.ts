@@ -1,4 +1,3 @@
-import type { EventEmitter } from "node:events";
 import {
   create,
   type DescMessage,
@@ -8,18 +7,10 @@ import {
   type MessageShape,
   toBinary,
 } from "@bufbuild/protobuf";
-import {
-  Code,
-  ConnectError,
-  createContextValues,
-  createHandlerContext,
-  type HandlerContext,
-} from "@connectrpc/connect";
 import type * as grpc from "@grpc/grpc-js";
 import type { Logger } from "../shared/logger.js";
-import { hasHeaders, headersToMetadata, metadataToHeaders } from "./grpc-metadata.js";
+import { GrpcCallContext, type GrpcJsCall, LiveCalls } from "./grpc-call-context.js";
 import { toConnectError, toGrpcStatus } from "./grpc-status.js";
-import { parseGrpcJsPeer, peerKey } from "./peer.js";
 import {
   type AnyMethodImpl,
   methodImpl,
@@ -27,7 +18,7 @@ import {
   type ServiceRegistration,
 } from "./registration.js";
 import type { ShutdownSignals } from "./shutdown.js";
-import { abortable, drained, raceAbort } from "./streams.js";
+import { abortable, drained } from "./streams.js";
 
 export interface GrpcAdapterOptions {
   readonly logger: Logger;
@@ -40,12 +31,7 @@ export interface GrpcService {
 }
 
 type Message = MessageShape<DescMessage>;
-type AnyCall =
-  | grpc.ServerUnaryCall<Message, Message>
-  | grpc.ServerReadableStream<Message, Message>
-  | grpc.ServerWritableStream<Message, Message>
-  | grpc.ServerDuplexStream<Message, Message>;
-type Context = HandlerContext & { abort(reason?: unknown): void };
+type AnyCall = GrpcJsCall;
 
 /**
  * A connect-es service implementation as a grpc-js service: protobuf-es binary
@@ -53,13 +39,6 @@ type Context = HandlerContext & { abort(reason?: unknown): void };
  * client cancel, deadline and server shutdown, so handlers are unaware of
  * which listener they run on.
  */
-/**
- * The reason a finished call's signal is aborted with (so downstream work
- * stops). Preallocated: aborting without a reason builds a DOMException with a
- * stack trace on every call, which showed up as several percent of the hot path.
- */
-const CALL_FINISHED = Object.assign(new Error("the call has finished"), { name: "AbortError" });
-
 export function toGrpcService(reg: ServiceRegistration, options: GrpcAdapterOptions): GrpcService {
   const definition: Record<string, grpc.MethodDefinition<Message, Message>> = {};
   const implementation: grpc.UntypedServiceImplementation = {};
@@ -95,92 +74,70 @@ function handlerFor(
   impl: AnyMethodImpl,
   o: GrpcAdapterOptions,
 ): grpc.UntypedHandleCall {
-  const shutdown = o.shutdown.forKind(method.methodKind);
+  const live = new LiveCalls(o.shutdown.forKind(method.methodKind));
   switch (method.methodKind) {
     case "unary":
       return (
         call: grpc.ServerUnaryCall<Message, Message>,
         callback: grpc.sendUnaryData<Message>,
       ) => {
-        const ctx = callContext(call, method, shutdown);
-        respond(method, ctx, call, callback, async () => impl(call.request, ctx), o.logger);
+        const ctx = new GrpcCallContext(method, call as AnyCall, live);
+        respond(method, ctx, call, callback, () => impl(call.request, ctx), o.logger);
       };
     case "client_streaming":
       return (
         call: grpc.ServerReadableStream<Message, Message>,
         callback: grpc.sendUnaryData<Message>,
       ) => {
-        const ctx = callContext(call, method, shutdown);
-        respond(method, ctx, call, callback, async () => impl(readAll(call, ctx), ctx), o.logger);
+        const ctx = new GrpcCallContext(method, call, live);
+        respond(method, ctx, call, callback, () => impl(readAll(call, ctx), ctx), o.logger);
       };
     case "server_streaming":
       return (call: grpc.ServerWritableStream<Message, Message>) => {
-        const ctx = callContext(call, method, shutdown);
+        const ctx = new GrpcCallContext(method, call, live);
         void pump(method, ctx, call, () => impl(call.request, ctx), o.logger);
       };
     case "bidi_streaming":
       return (call: grpc.ServerDuplexStream<Message, Message>) => {
-        const ctx = callContext(call, method, shutdown);
+        const ctx = new GrpcCallContext(method, call, live);
         void pump(method, ctx, call, () => impl(readAll(call, ctx), ctx), o.logger);
       };
   }
 }
 
-function callContext(call: AnyCall, method: DescMethod, shutdownSignal: AbortSignal): Context {
-  const deadline = call.getDeadline();
-  const deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
-  const cancel = new AbortController();
-  const onCancel = () =>
-    cancel.abort(
-      Date.now() >= deadlineMs
-        ? new ConnectError("the operation timed out", Code.DeadlineExceeded)
-        : new ConnectError("the client canceled the call", Code.Canceled),
-    );
-  if (call.cancelled) onCancel();
-  else (call as EventEmitter).once("cancelled", onCancel);
-  return createHandlerContext({
-    service: method.parent,
-    method,
-    protocolName: "grpc",
-    requestMethod: "POST",
-    url: `http://${call.getHost()}${methodPath(method)}`,
-    timeoutMs: Number.isFinite(deadlineMs) ? Math.max(0, deadlineMs - Date.now()) : undefined,
-    shutdownSignal,
-    requestSignal: cancel.signal,
-    requestHeader: metadataToHeaders(call.metadata),
-    contextValues: createContextValues().set(
-      peerKey,
-      parseGrpcJsPeer(call.getPeer(), call.getAuthContext()),
-    ),
-  });
-}
-
 /** Unary and client streaming: one response message through the callback. */
 function respond(
   method: DescMethod,
-  ctx: Context,
+  ctx: GrpcCallContext,
   call: AnyCall,
   callback: grpc.sendUnaryData<Message>,
-  run: () => Promise<unknown>,
+  run: () => unknown,
   logger: Logger,
 ): void {
-  raceAbort(run(), ctx.signal)
+  let result: Promise<unknown>;
+  try {
+    result = Promise.resolve(run());
+  } catch (err) {
+    result = Promise.reject(err);
+  }
+  ctx
+    .race(result)
     .then((out) => normalize(method.output, out))
     .then(
       (message) => {
-        if (hasHeaders(ctx.responseHeader))
-          call.sendMetadata(headersToMetadata(ctx.responseHeader));
-        callback(null, message, headersToMetadata(ctx.responseTrailer));
+        const header = ctx.headerMetadata();
+        if (header) call.sendMetadata(header);
+        callback(null, message, ctx.trailerMetadata());
       },
       (err: unknown) => {
         const scope = { procedure: methodPath(method), signal: ctx.signal, logger };
-        callback(toGrpcStatus(toConnectError(err, scope), ctx.responseTrailer));
+        callback(toGrpcStatus(toConnectError(err, scope), ctx.trailersForStatus()));
       },
     )
     .catch((err: unknown) =>
       logger.error({ err, procedure: methodPath(method) }, "failed to respond"),
     )
-    .finally(() => ctx.abort(CALL_FINISHED));
+    .finally(() => ctx.finish());
 }
 
 type WritableCall =
@@ -190,15 +147,16 @@ type WritableCall =
 /** Server and bidi streaming: handler output to the call, then a status. */
 async function pump(
   method: DescMethod,
-  ctx: Context,
+  ctx: GrpcCallContext,
   call: WritableCall,
   produce: () => unknown,
   logger: Logger,
 ): Promise<void> {
   let headersSent = false;
   const sendHeaders = () => {
-    if (!headersSent && hasHeaders(ctx.responseHeader)) {
-      call.sendMetadata(headersToMetadata(ctx.responseHeader));
+    if (!headersSent) {
+      const header = ctx.headerMetadata();
+      if (header) call.sendMetadata(header);
     }
     headersSent = true;
   };
@@ -209,20 +167,20 @@ async function pump(
       if (!call.write(normalize(method.output, out))) await drained(call, ctx.signal);
     }
     sendHeaders();
-    call.end(headersToMetadata(ctx.responseTrailer));
+    call.end(ctx.trailerMetadata());
   } catch (err) {
     const scope = { procedure: methodPath(method), signal: ctx.signal, logger };
-    const status = toGrpcStatus(toConnectError(err, scope), ctx.responseTrailer);
+    const status = toGrpcStatus(toConnectError(err, scope), ctx.trailersForStatus());
     if (!call.cancelled) call.emit("error", status);
   } finally {
-    ctx.abort(CALL_FINISHED);
+    ctx.finish();
   }
 }
 
 /** Client messages as an AsyncIterable that ends on half-close and throws on abort. */
 function readAll(
   call: grpc.ServerReadableStream<Message, Message> | grpc.ServerDuplexStream<Message, Message>,
-  ctx: Context,
+  ctx: GrpcCallContext,
 ): AsyncIterable<Message> {
   // Leaving the loop early must not destroy a duplex call: its response side is still in use.
   const messages = { [Symbol.asyncIterator]: () => call.iterator({ destroyOnReturn: false }) };

@@ -180,6 +180,17 @@ export class TokenManager {
     return this.#getSlow(app, key, signal);
   }
 
+  /**
+   * What `get` would answer from memory, without I/O: the servable credential
+   * this replica holds, or undefined (then call `get`). Throws like `get` for
+   * an unknown app or kind.
+   */
+  cached(appId: string, kind: CredentialKind): StoredCredential | undefined {
+    this.#o.apps.resolve(appId, kind);
+    const held = this.#l1.get(keyId({ appId, kind }));
+    return held && isServable(held, kind, this.#o.clock.now(), this.#o.policy) ? held : undefined;
+  }
+
   /** Compare-and-refresh after WeChat rejected `rejectedValue`. */
   async invalidate(
     appId: string,

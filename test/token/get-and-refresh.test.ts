@@ -42,6 +42,17 @@ describe("GetToken path of the TokenManager (emulator over HTTP)", () => {
     expect(h.calls(TOKEN)).toBe(1);
   });
 
+  it("cached() answers from memory only: nothing when cold or expired, the token when servable", async () => {
+    expect(h.manager.cached("oa", "access_token")).toBeUndefined();
+    expect(() => h.manager.cached("nope", "access_token")).toThrow(/nope/);
+    const fetched = await h.manager.get("oa", "access_token", never);
+    expect(h.manager.cached("oa", "access_token")).toBe(fetched);
+    h.emulator.control.injectFault({ endpoint: TOKEN, action: { type: "http", status: 502 } });
+    await h.clock.advance(H2);
+    expect(h.manager.cached("oa", "access_token")).toBeUndefined();
+    expect(h.calls(TOKEN)).toBeGreaterThanOrEqual(1);
+  });
+
   it("refreshes proactively before expiry: once per rotation, and the old token keeps its 5-minute overlap", async () => {
     const first = await h.manager.get("oa", "access_token", never);
     const due = h.manager.nextRefreshAt("oa", "access_token") ?? 0;
