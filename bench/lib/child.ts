@@ -39,7 +39,7 @@ export interface SpawnOptions {
 
 /** Starts `bench/lib/server-child.ts <kind> [arg]` and waits until it listens. */
 export async function spawnServer(
-  kind: "broker" | "grpc-baseline" | "http2-baseline",
+  kind: "broker" | "grpc-baseline" | "connect-baseline" | "http2-baseline",
   arg: string | undefined,
   options: SpawnOptions = {},
 ): Promise<ServerChild> {

@@ -8,18 +8,23 @@
  * - `broker`: the whole broker (emulator upstream, loopback, port 0);
  * - `grpc-baseline <hex>`: a bare grpc-js server whose GetToken answers the
  *   GetTokenResponse given as hex bytes (decoded and re-encoded per call);
+ * - `connect-baseline <json>`: a bare connect-node server (h2c) whose
+ *   TokenService.GetToken answers the GetTokenResponse given as JSON (the
+ *   framework's own limit for the Connect port);
  * - `http2-baseline <json>`: a bare `node:http2` server answering every POST
  *   with the given JSON (the request body is read and parsed).
  */
 import { writeFile } from "node:fs/promises";
 import * as http2 from "node:http2";
 import { Session } from "node:inspector/promises";
-import { fromBinary, toBinary } from "@bufbuild/protobuf";
+import { fromBinary, fromJsonString, toBinary } from "@bufbuild/protobuf";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import {
   type GetTokenRequest,
   GetTokenRequestSchema,
   GetTokenResponseSchema,
+  TokenService,
 } from "../../gen/tokenbroker/v1/token_service_pb.js";
 import { startBrokerHarness } from "../../test/helpers/broker-harness.js";
 import { BENCH_APP, type ChildReady, GET_TOKEN_PATH } from "./protocol.js";
@@ -74,14 +79,41 @@ async function startGrpcBaseline(hex: string): Promise<{ ready: ChildReady; clos
   };
 }
 
-async function startHttp2Baseline(json: string): Promise<{ ready: ChildReady; close: Closer }> {
-  const body = Buffer.from(json);
-  const server = http2.createServer();
+async function startConnectBaseline(json: string): Promise<{ ready: ChildReady; close: Closer }> {
+  const answer = fromJsonString(GetTokenResponseSchema, json);
+  const handler = connectNodeAdapter({
+    routes: (router) =>
+      router.service(TokenService, {
+        getToken: () => answer,
+      }),
+  });
+  return listenHttp2(http2.createServer(handler));
+}
+
+async function listenHttp2(
+  server: http2.Http2Server,
+): Promise<{ ready: ChildReady; close: Closer }> {
   const sessions = new Set<http2.ServerHttp2Session>();
   server.on("session", (s) => {
     sessions.add(s);
     s.on("close", () => sessions.delete(s));
   });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address();
+  const port = typeof address === "object" && address ? address.port : 0;
+  return {
+    ready: { type: "ready", port, connectUrl: `http://127.0.0.1:${port}` },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sessions) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+async function startHttp2Baseline(json: string): Promise<{ ready: ChildReady; close: Closer }> {
+  const body = Buffer.from(json);
+  const server = http2.createServer();
   server.on("stream", (stream) => {
     const chunks: Buffer[] = [];
     stream.on("data", (c: Buffer) => chunks.push(c));
@@ -101,17 +133,7 @@ async function startHttp2Baseline(json: string): Promise<{ ready: ChildReady; cl
       stream.end(body);
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  const port = typeof address === "object" && address ? address.port : 0;
-  return {
-    ready: { type: "ready", port, connectUrl: `http://127.0.0.1:${port}` },
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sessions) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
+  return listenHttp2(server);
 }
 
 const [kind, arg = ""] = process.argv.slice(2);
@@ -120,9 +142,11 @@ const started =
     ? await startBroker()
     : kind === "grpc-baseline"
       ? await startGrpcBaseline(arg)
-      : kind === "http2-baseline"
-        ? await startHttp2Baseline(arg)
-        : undefined;
+      : kind === "connect-baseline"
+        ? await startConnectBaseline(arg)
+        : kind === "http2-baseline"
+          ? await startHttp2Baseline(arg)
+          : undefined;
 if (!started) {
   console.error(`server-child: unknown kind ${kind}`);
   process.exit(2);

@@ -119,8 +119,12 @@ export class GrpcCallContext implements HandlerContext {
     return `http://${this.#call.getHost()}${methodPath(this.method)}`;
   }
 
-  readonly timeoutMs = (): number | undefined =>
-    Number.isFinite(this.#deadlineMs) ? Math.max(0, this.#deadlineMs - Date.now()) : undefined;
+  // A method, not an arrow field: a field would allocate a closure per call.
+  timeoutMs(): number | undefined {
+    return Number.isFinite(this.#deadlineMs)
+      ? Math.max(0, this.#deadlineMs - Date.now())
+      : undefined;
+  }
 
   get signal(): AbortSignal {
     if (!this.#controller) {

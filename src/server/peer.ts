@@ -53,11 +53,30 @@ export function parseGrpcJsPeer(
   auth?: { sslPeerCertificate?: PeerCertificate | undefined } | null,
 ): Peer | undefined {
   if (peer === "" || peer === "unknown") return undefined;
+  const cert = auth?.sslPeerCertificate;
+  if (cert === undefined) {
+    // Every call on a connection has the same peer string: parse it once.
+    let parsed = plainPeers.get(peer);
+    if (!parsed) {
+      parsed = parsePeer(peer, undefined);
+      if (plainPeers.size >= PLAIN_PEERS_LIMIT) plainPeers.clear();
+      plainPeers.set(peer, parsed);
+    }
+    return parsed;
+  }
+  return parsePeer(peer, cert);
+}
+
+/** Peers without a client certificate, by grpc-js peer string; emptied when full. */
+const plainPeers = new Map<string, Peer>();
+const PLAIN_PEERS_LIMIT = 4096;
+
+function parsePeer(peer: string, cert: PeerCertificate | undefined): Peer {
   const match = /^(.*):(\d+)$/.exec(peer);
   const base = match?.[1]
     ? { address: match[1], port: Number(match[2]) }
     : { address: peer, port: undefined };
-  const tlsIdentity = tlsIdentityOf(auth?.sslPeerCertificate);
+  const tlsIdentity = tlsIdentityOf(cert);
   return tlsIdentity === undefined ? base : { ...base, tlsIdentity };
 }
 
