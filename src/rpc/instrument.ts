@@ -1,6 +1,7 @@
 import type { DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import type { Clock } from "../shared/clock.js";
+import { observeStream } from "../shared/observe-stream.js";
 
 /** What the wrapper reports; BrokerMetrics.rpcHandled fits. */
 export type RpcObserver = (service: string, method: string, code: string, seconds: number) => void;
@@ -35,19 +36,14 @@ export function instrument<S extends DescService>(
         }
       };
     } else {
-      wrapped[name as string] = async function* (req: unknown, ctx: HandlerContext) {
-        const started = clock.now();
-        let outcome: unknown = CANCELED; // stays so when the client stops reading
-        try {
-          yield* fn(req, ctx) as AsyncIterable<unknown>;
-          outcome = undefined;
-        } catch (err) {
-          outcome = err;
-          throw err;
-        } finally {
-          report(started, outcome);
-        }
-      };
+      wrapped[name as string] = (req: unknown, ctx: HandlerContext) =>
+        observeStream(() => {
+          const started = clock.now();
+          return {
+            source: fn(req, ctx) as AsyncIterable<unknown>,
+            end: (outcome) => report(started, outcome),
+          };
+        }, CANCELED);
     }
   }
   return wrapped as ServiceImpl<S>;

@@ -13,6 +13,7 @@ import { kindFromProto } from "../rpc/kinds.js";
 import { type Peer, peerKey } from "../server/peer.js";
 import type { Clock } from "../shared/clock.js";
 import type { Logger } from "../shared/logger.js";
+import { observeStream } from "../shared/observe-stream.js";
 import type { CredentialKind } from "../token/credential.js";
 import { type CallerAddress, callerAddress, inAnyCidr } from "./ip.js";
 import {
@@ -128,21 +129,18 @@ export function secure<S extends DescService>(
         };
         break;
       case "server_streaming":
-        wrapped[name as string] = async function* (req: unknown, ctx: HandlerContext) {
-          const caller = gate.admit(method, rule, req, ctx);
-          const release = rule.limit === "streams" ? gate.openStream(caller) : () => {};
-          let outcome: unknown = CANCELED; // stays so when the client stops reading
-          try {
-            yield* fn(req, ctx) as AsyncIterable<unknown>;
-            outcome = undefined;
-          } catch (err) {
-            outcome = err;
-            throw err;
-          } finally {
-            release();
-            if (audited) gate.adminCall(caller, outcome);
-          }
-        };
+        wrapped[name as string] = (req: unknown, ctx: HandlerContext) =>
+          observeStream(() => {
+            const caller = gate.admit(method, rule, req, ctx);
+            const release = rule.limit === "streams" ? gate.openStream(caller) : () => {};
+            return {
+              source: fn(req, ctx) as AsyncIterable<unknown>,
+              end(outcome) {
+                release();
+                if (audited) gate.adminCall(caller, outcome);
+              },
+            };
+          }, CANCELED);
         break;
       default:
         // Their requests are many messages, each with its own app_id; a check

@@ -280,13 +280,13 @@ export class TokenManager {
     this.#o.apps.resolve(appId, kind);
     const id = keyId({ appId, kind });
     // Subscribe before reading, so a version written in between is not missed.
-    const queue = this.#watchers.open(id);
+    const queue = this.#watchers.open(id, signal);
     try {
       const first = await this.get(appId, kind, signal);
       let last = first.version;
       yield { credential: first };
       for (;;) {
-        const next = await queue.next(signal);
+        const next = await queue.next();
         if (next.version <= last) continue;
         last = next.version;
         yield {

@@ -4,9 +4,12 @@ import { UpdateQueue } from "./update-queue.js";
 export class WatchHub<T> {
   readonly #subscribers = new Map<string, Set<UpdateQueue<T>>>();
 
-  /** Opens a queue that receives every update published for `id` from now on. */
-  open(id: string): UpdateQueue<T> {
-    const queue = new UpdateQueue<T>();
+  /**
+   * Opens a queue that receives every update published for `id` from now on;
+   * its `next()` rejects once `signal` aborts.
+   */
+  open(id: string, signal: AbortSignal): UpdateQueue<T> {
+    const queue = new UpdateQueue<T>(signal);
     const set = this.#subscribers.get(id) ?? new Set<UpdateQueue<T>>();
     this.#subscribers.set(id, set);
     set.add(queue);
@@ -14,6 +17,7 @@ export class WatchHub<T> {
   }
 
   close(id: string, queue: UpdateQueue<T>): void {
+    queue.close();
     const set = this.#subscribers.get(id);
     if (!set) return;
     set.delete(queue);
