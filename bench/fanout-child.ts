@@ -6,6 +6,8 @@
  * FANOUT_MODE picks "broker" or "bare", FANOUT_REDIS_URL/FANOUT_REDIS_PREFIX
  * select the Redis store. See {@link ChildMessage} and {@link ParentMessage}.
  */
+import { join } from "node:path";
+import { writeHeapSnapshot } from "node:v8";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import * as grpc from "@grpc/grpc-js";
@@ -161,7 +163,12 @@ function close(): Promise<void> {
 
 process.on("message", (message: ParentMessage) => {
   if (message.type === "memory") {
-    void sample().then((s) => send({ type: "memory", id: message.id, sample: s }));
+    void sample().then((s) => {
+      // FANOUT_HEAP_SNAPSHOT_DIR: a heap snapshot at every memory sample, to see what a stream holds.
+      const dir = process.env.FANOUT_HEAP_SNAPSHOT_DIR;
+      if (dir) writeHeapSnapshot(join(dir, `${process.pid}-${message.id}.heapsnapshot`));
+      send({ type: "memory", id: message.id, sample: s });
+    });
   } else if (message.type === "push") {
     const at = nowMs();
     const streams = served.push?.(message.version) ?? 0;

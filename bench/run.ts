@@ -9,10 +9,12 @@
  * (yet) is skipped with a note; one that throws becomes a section saying so,
  * and the run exits non-zero.
  */
+
 import { existsSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import type { Bench, BenchContext, BenchSection } from "./contract.js";
+import { buildForBench } from "./lib/build.js";
 import { machine, markdown, textTable } from "./lib/report.js";
 
 /** Benchmarks in run order: name and module, relative to this file. */
@@ -49,6 +51,7 @@ async function main(): Promise<number> {
   const sections: BenchSection[] = [];
   let failed = false;
   const started = Date.now();
+  buildForBench(ctx.log);
   for (const { name, file } of BENCHES) {
     if (only && !only.includes(name)) continue;
     const url = new URL(file, import.meta.url);

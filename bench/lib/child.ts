@@ -1,8 +1,8 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { fileURLToPath } from "node:url";
+import { childEntry } from "./build.js";
 import type { ChildReady } from "./protocol.js";
 
-const CHILD_ENTRY = fileURLToPath(new URL("./server-child.ts", import.meta.url));
+const CHILD_SOURCE = new URL("./server-child.ts", import.meta.url);
 
 /** Whether `taskset` is there to pin processes to cores. */
 export const hasTaskset: boolean = (() => {
@@ -43,7 +43,8 @@ export async function spawnServer(
   arg: string | undefined,
   options: SpawnOptions = {},
 ): Promise<ServerChild> {
-  const nodeArgs = ["--import", "tsx", CHILD_ENTRY, kind, ...(arg === undefined ? [] : [arg])];
+  const entry = childEntry(CHILD_SOURCE);
+  const nodeArgs = [...entry.execArgv, entry.file, kind, ...(arg === undefined ? [] : [arg])];
   const [command, args] = options.cpus
     ? pinned(options.cpus, process.execPath, nodeArgs)
     : [process.execPath, nodeArgs];
