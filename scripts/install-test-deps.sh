@@ -4,6 +4,7 @@
 #   - python3-grpcio, python3-grpc-tools, python3-protobuf for the Debian
 #     interpreter /usr/bin/python3: test/polyglot generates Python stubs from
 #     our proto and calls the broker from Python.
+#   - nghttp2-client: h2load, for the benchmarks' smoke run (test/bench).
 # Idempotent: installs only what is missing, refreshes the package lists only
 # when something is, and prints one line per thing installed.
 set -euo pipefail
@@ -16,6 +17,10 @@ fi
 
 if ! /usr/bin/python3 -c "import grpc, grpc_tools" >/dev/null 2>&1; then
   missing+=(python3-grpcio python3-grpc-tools python3-protobuf)
+fi
+
+if ! command -v h2load >/dev/null 2>&1; then
+  missing+=(nghttp2-client)
 fi
 
 if [ "${#missing[@]}" -eq 0 ]; then
@@ -32,4 +37,7 @@ if [[ " ${missing[*]} " == *" redis-server "* ]]; then
 fi
 if [[ " ${missing[*]} " == *" python3-grpcio "* ]]; then
   /usr/bin/python3 -c "import grpc, grpc_tools"
+fi
+if [[ " ${missing[*]} " == *" nghttp2-client "* ]]; then
+  command -v h2load >/dev/null
 fi
