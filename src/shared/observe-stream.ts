@@ -66,3 +66,49 @@ export function observeStream<T>(start: () => StreamScope<T>, canceled: unknown)
     },
   };
 }
+
+/**
+ * A stream opened on the first `next()`, each item mapped, and any error
+ * (thrown by `open` or the source) passed through `mapError`: an
+ * `async function*` with a `for await` and a `catch`, without the generator
+ * (see {@link observeStream}). `map` gets each item's index.
+ */
+export function mapStream<A, B>(
+  open: () => { source: AsyncIterable<A>; map: (item: A, index: number) => B },
+  mapError: (err: unknown) => unknown,
+): AsyncIterable<B> {
+  return {
+    [Symbol.asyncIterator](): AsyncIterator<B> {
+      let it: AsyncIterator<A> | undefined;
+      let map: ((item: A, index: number) => B) | undefined;
+      let index = 0;
+      return {
+        next(): Promise<IteratorResult<B>> {
+          try {
+            if (!it) {
+              const opened = open();
+              map = opened.map;
+              it = opened.source[Symbol.asyncIterator]();
+            }
+          } catch (err) {
+            return Promise.reject(mapError(err));
+          }
+          const mapItem = map as (item: A, index: number) => B;
+          return it.next().then(
+            (r): IteratorResult<B> =>
+              r.done
+                ? { done: true, value: undefined }
+                : { done: false, value: mapItem(r.value, index++) },
+            (err: unknown) => {
+              throw mapError(err);
+            },
+          );
+        },
+        async return(value?: unknown): Promise<IteratorResult<B>> {
+          await it?.return?.();
+          return { done: true, value: value as B };
+        },
+      };
+    },
+  };
+}
