@@ -5,12 +5,7 @@ import type { Clock } from "../shared/clock.js";
 import { BrokerError } from "../shared/errors.js";
 import { fingerprint } from "../shared/fingerprint.js";
 import type { Logger } from "../shared/logger.js";
-import { mapStream } from "../shared/observe-stream.js";
-import type {
-  InvalidateOutcome as DomainOutcome,
-  TokenManager,
-  WatchEvent,
-} from "../token/token-manager.js";
+import type { InvalidateOutcome as DomainOutcome, TokenManager } from "../token/token-manager.js";
 import { callerOf } from "./caller.js";
 import { toConnectError } from "./to-connect-error.js";
 import { toTokenMessage } from "./token-message.js";
@@ -102,25 +97,20 @@ export function createTokenService(deps: TokenServiceDeps): ServiceImpl<typeof T
       }
     },
 
-    watchToken(req, ctx) {
-      // A mapped iterator rather than an async generator: one fewer generator
-      // per stream to resume when a refresh reaches 10,000 watchers.
-      return mapStream(
-        () => {
-          const key = validateCredentialRequest(req);
-          return {
-            source: manager.watch(key.appId, key.kind, ctx.signal),
-            map: (event: WatchEvent, index: number) =>
-              responses.watchToken(key, event.credential, clock.now(), index > 0),
-          };
-        },
-        (err) => {
-          // The transport ends streams on shutdown or client cancel by aborting
-          // the signal; let its reason through so it picks the status.
-          if (ctx.signal.aborted && err === ctx.signal.reason) return err;
-          return fail(err, "WatchToken");
-        },
-      );
+    async *watchToken(req, ctx) {
+      try {
+        const key = validateCredentialRequest(req);
+        let first = true;
+        for await (const event of manager.watch(key.appId, key.kind, ctx.signal)) {
+          yield responses.watchToken(key, event.credential, clock.now(), !first);
+          first = false;
+        }
+      } catch (err) {
+        // The transport ends streams on shutdown or client cancel by aborting
+        // the signal; let its reason through so it picks the status.
+        if (ctx.signal.aborted && err === ctx.signal.reason) throw err;
+        throw fail(err, "WatchToken");
+      }
     },
   };
 }

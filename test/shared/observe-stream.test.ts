@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { mapStream, observeStream } from "../../src/shared/observe-stream.js";
+import { observeStream } from "../../src/shared/observe-stream.js";
 
 const CANCELED = new Error("canceled");
 
@@ -98,54 +98,5 @@ describe("observeStream", () => {
     fail(shutdown);
     await returned;
     expect(outcomes).toEqual([shutdown]);
-  });
-});
-
-describe("mapStream", () => {
-  const wrap = (err: unknown) => new Error(`mapped: ${(err as Error).message}`);
-
-  it("opens on the first next(), maps each item with its index, and ends with the source", async () => {
-    let opened = 0;
-    const stream = mapStream(() => {
-      opened++;
-      return { source: items(3), map: (x: number, i: number) => `${x}@${i}` };
-    }, wrap);
-    const it = stream[Symbol.asyncIterator]();
-    expect(opened).toBe(0);
-    const seen: string[] = [];
-    for (let r = await it.next(); !r.done; r = await it.next()) seen.push(r.value);
-    expect(seen).toEqual(["0@0", "1@1", "2@2"]);
-    expect(opened).toBe(1);
-  });
-
-  it("maps an error thrown while opening and one thrown by the source", async () => {
-    const refused = mapStream<number, number>(() => {
-      throw new Error("bad request");
-    }, wrap);
-    await expect(refused[Symbol.asyncIterator]().next()).rejects.toThrow("mapped: bad request");
-
-    const failing = mapStream(() => ({ source: items(1, new Error("boom")), map: (x) => x }), wrap);
-    const it = failing[Symbol.asyncIterator]();
-    expect(await it.next()).toEqual({ done: false, value: 0 });
-    await expect(it.next()).rejects.toThrow("mapped: boom");
-  });
-
-  it("closes the source on return()", async () => {
-    let closed = false;
-    const stream = mapStream(
-      () => ({
-        source: (async function* () {
-          try {
-            yield* items(10);
-          } finally {
-            closed = true;
-          }
-        })(),
-        map: (x: number) => x,
-      }),
-      wrap,
-    );
-    for await (const x of stream) if (x === 2) break;
-    expect(closed).toBe(true);
   });
 });
