@@ -570,7 +570,9 @@ export const fanout: Bench = async (ctx) => {
     `Baseline for one replica: a bare grpc-js server (same message shape) writing one pre-encoded message to ` +
       `each of the same streams, timed from the start of its write loop: p50 ${bare.latency.p50} ms, ` +
       `p99 ${bare.latency.p99} ms, max ${bare.latency.max} ms; the difference is the broker's own fan-out cost ` +
-      "(watch hub and the per-stream iterator chain; the message is encoded once and shared).",
+      "(watch hub and the per-stream iterator chain; the message is encoded once and shared). " +
+      "The baseline and the broker are measured one after the other, not interleaved, so on a " +
+      "machine with noisy neighbours this ratio moves between runs more than the hot path's.",
     "Memory: the broker child's heapUsed and RSS after forced GC (4 rounds) with 0 client streams and then " +
       `with ${n} idle streams (each has had its first message), divided by the stream count; the connections ` +
       "are open in both samples. RSS also counts nghttp2's native per-stream state and is noisier.",
