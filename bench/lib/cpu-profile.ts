@@ -28,11 +28,13 @@ function shortUrl(url: string): string {
 }
 
 /**
- * The functions with the most self time in the `.cpuprofile` files of a
- * directory (samples counted per function name and script), as a share of
- * all samples.
+ * Self time in the `.cpuprofile` files of a directory, summed per key
+ * (`keyOf` a sampled function), each as a share of all samples, most first.
  */
-export async function topSelfTime(dir: string, count: number): Promise<SelfTime[]> {
+async function selfTimeBy(
+  dir: string,
+  keyOf: (frame: ProfileNode["callFrame"]) => string,
+): Promise<SelfTime[]> {
   const files = (await readdir(dir)).filter((f) => f.endsWith(".cpuprofile"));
   const hits = new Map<string, number>();
   let total = 0;
@@ -41,22 +43,28 @@ export async function topSelfTime(dir: string, count: number): Promise<SelfTime[
     for (const node of profile.nodes) {
       const n = node.hitCount ?? 0;
       if (n === 0) continue;
-      const { functionName, url, lineNumber } = node.callFrame;
-      const name = url
-        ? `${functionName || "(anonymous)"} ${shortUrl(url)}:${lineNumber + 1}`
-        : functionName || "(anonymous)";
-      hits.set(name, (hits.get(name) ?? 0) + n);
+      const key = keyOf(node.callFrame);
+      hits.set(key, (hits.get(key) ?? 0) + n);
       total += n;
     }
   }
   return [...hits.entries()]
     .sort((a, b) => b[1] - a[1])
-    .slice(0, count)
     .map(([name, n]) => ({ name, percent: (100 * n) / Math.max(1, total) }));
 }
 
+/** The functions (name and script) with the most self time. */
+export async function topSelfTime(dir: string, count: number): Promise<SelfTime[]> {
+  const top = await selfTimeBy(dir, ({ functionName, url, lineNumber }) =>
+    url
+      ? `${functionName || "(anonymous)"} ${shortUrl(url)}:${lineNumber + 1}`
+      : functionName || "(anonymous)",
+  );
+  return top.slice(0, count);
+}
+
 /** Who a profiled function belongs to: a package, Node's core, the broker, or V8 itself. */
-function ownerOf(url: string, functionName: string): string {
+function ownerOf({ url, functionName }: ProfileNode["callFrame"]): string {
   if (!url) return functionName === "(idle)" ? "(idle)" : "V8 and native (GC, microtasks, …)";
   if (url.startsWith("node:")) return "Node core (http2, streams, events, …)";
   const nm = url.lastIndexOf("node_modules/");
@@ -73,21 +81,6 @@ function ownerOf(url: string, functionName: string): string {
  * Self time grouped by owner (see {@link ownerOf}), as a share of all
  * samples: where a request's CPU goes, framework by framework.
  */
-export async function selfTimeByOwner(dir: string): Promise<SelfTime[]> {
-  const files = (await readdir(dir)).filter((f) => f.endsWith(".cpuprofile"));
-  const hits = new Map<string, number>();
-  let total = 0;
-  for (const file of files) {
-    const profile = JSON.parse(await readFile(join(dir, file), "utf8")) as Profile;
-    for (const node of profile.nodes) {
-      const n = node.hitCount ?? 0;
-      if (n === 0) continue;
-      const owner = ownerOf(node.callFrame.url, node.callFrame.functionName);
-      hits.set(owner, (hits.get(owner) ?? 0) + n);
-      total += n;
-    }
-  }
-  return [...hits.entries()]
-    .sort((a, b) => b[1] - a[1])
-    .map(([name, n]) => ({ name, percent: (100 * n) / Math.max(1, total) }));
+export function selfTimeByOwner(dir: string): Promise<SelfTime[]> {
+  return selfTimeBy(dir, ownerOf);
 }
