@@ -40,7 +40,7 @@ export function childEntry(sourceUrl: URL): { file: string; execArgv: string[] }
   const source = fileURLToPath(sourceUrl);
   const dir = process.env.BENCH_BUILD_DIR;
   if (dir) {
-    const rel = fileURLToPath(sourceUrl).slice(fileURLToPath(ROOT).length).replace(/\.ts$/, ".js");
+    const rel = source.slice(fileURLToPath(ROOT).length).replace(/\.ts$/, ".js");
     const compiled = `${dir}${rel}`;
     if (existsSync(compiled)) return { file: compiled, execArgv: [] };
   }

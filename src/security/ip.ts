@@ -1,4 +1,5 @@
 import { isIPv4, isIPv6 } from "node:net";
+import { memoizeParse } from "../shared/memo.js";
 
 /**
  * IP addresses as 16 bytes: IPv6 as is, IPv4 as its IPv4-mapped IPv6 form
@@ -18,24 +19,14 @@ export interface Cidr {
 const V4_MAPPED_PREFIX = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff] as const;
 
 /**
- * Parsed peer addresses: every call's peer is parsed, and a fleet talks from
- * a few hundred addresses at most. Emptied when full rather than kept LRU.
- */
-const parsed = new Map<string, IpBytes | undefined>();
-const PARSED_LIMIT = 4096;
-
-/**
  * The address's bytes, or undefined if it is not an IP address. A zone
- * (`%eth0`) is ignored. The bytes may be shared between calls: read only.
+ * (`%eth0`) is ignored. Memoized (every call's peer is parsed, and a fleet
+ * talks from a few hundred addresses): the bytes are shared, read only.
  */
-export function parseIp(text: string): IpBytes | undefined {
-  if (parsed.has(text)) return parsed.get(text);
+export const parseIp: (text: string) => IpBytes | undefined = memoizeParse((text) => {
   const address = text.split("%", 1)[0] ?? "";
-  const bytes = isIPv4(address) ? mapV4(address) : isIPv6(address) ? parseV6(address) : undefined;
-  if (parsed.size >= PARSED_LIMIT) parsed.clear();
-  parsed.set(text, bytes);
-  return bytes;
-}
+  return isIPv4(address) ? mapV4(address) : isIPv6(address) ? parseV6(address) : undefined;
+});
 
 function mapV4(address: string): IpBytes {
   return Uint8Array.from([...V4_MAPPED_PREFIX, ...address.split(".").map(Number)]);

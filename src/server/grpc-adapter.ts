@@ -31,7 +31,6 @@ export interface GrpcService {
 }
 
 type Message = MessageShape<DescMessage>;
-type AnyCall = GrpcJsCall;
 
 /**
  * A connect-es service implementation as a grpc-js service: protobuf-es binary
@@ -81,7 +80,7 @@ function handlerFor(
         call: grpc.ServerUnaryCall<Message, Message>,
         callback: grpc.sendUnaryData<Message>,
       ) => {
-        const ctx = new GrpcCallContext(method, call as AnyCall, live);
+        const ctx = new GrpcCallContext(method, call as GrpcJsCall, live);
         respond(method, ctx, call, callback, () => impl(call.request, ctx), o.logger);
       };
     case "client_streaming":
@@ -109,7 +108,7 @@ function handlerFor(
 function respond(
   method: DescMethod,
   ctx: GrpcCallContext,
-  call: AnyCall,
+  call: GrpcJsCall,
   callback: grpc.sendUnaryData<Message>,
   run: () => unknown,
   logger: Logger,

@@ -59,10 +59,6 @@ export class LiveCalls {
   delete(call: GrpcCallContext): void {
     this.#calls.delete(call);
   }
-
-  get size(): number {
-    return this.#calls.size;
-  }
 }
 
 /**

@@ -1,5 +1,6 @@
 import type { PeerCertificate } from "node:tls";
 import { createContextKey } from "@connectrpc/connect";
+import { memoizeParse } from "../shared/memo.js";
 
 /** The remote end of the connection a call arrived on. */
 export interface Peer {
@@ -54,22 +55,12 @@ export function parseGrpcJsPeer(
 ): Peer | undefined {
   if (peer === "" || peer === "unknown") return undefined;
   const cert = auth?.sslPeerCertificate;
-  if (cert === undefined) {
-    // Every call on a connection has the same peer string: parse it once.
-    let parsed = plainPeers.get(peer);
-    if (!parsed) {
-      parsed = parsePeer(peer, undefined);
-      if (plainPeers.size >= PLAIN_PEERS_LIMIT) plainPeers.clear();
-      plainPeers.set(peer, parsed);
-    }
-    return parsed;
-  }
-  return parsePeer(peer, cert);
+  // Every call on a connection has the same peer string: parse it once.
+  return cert === undefined ? parsePlainPeer(peer) : parsePeer(peer, cert);
 }
 
-/** Peers without a client certificate, by grpc-js peer string; emptied when full. */
-const plainPeers = new Map<string, Peer>();
-const PLAIN_PEERS_LIMIT = 4096;
+/** Peers without a client certificate, by grpc-js peer string. */
+const parsePlainPeer = memoizeParse((peer) => parsePeer(peer, undefined));
 
 function parsePeer(peer: string, cert: PeerCertificate | undefined): Peer {
   const match = /^(.*):(\d+)$/.exec(peer);

@@ -174,10 +174,7 @@ export class TokenManager {
   /** The current credential; fetches it (once, however many callers) if none is servable. */
   async get(appId: string, kind: CredentialKind, signal: AbortSignal): Promise<StoredCredential> {
     const app = this.#o.apps.resolve(appId, kind);
-    const key = { appId, kind };
-    const cached = this.#l1.get(keyId(key));
-    if (cached && isServable(cached, kind, this.#o.clock.now(), this.#o.policy)) return cached;
-    return this.#getSlow(app, key, signal);
+    return this.#servableHeld(appId, kind) ?? this.#getSlow(app, { appId, kind }, signal);
   }
 
   /**
@@ -187,6 +184,10 @@ export class TokenManager {
    */
   cached(appId: string, kind: CredentialKind): StoredCredential | undefined {
     this.#o.apps.resolve(appId, kind);
+    return this.#servableHeld(appId, kind);
+  }
+
+  #servableHeld(appId: string, kind: CredentialKind): StoredCredential | undefined {
     const held = this.#l1.get(keyId({ appId, kind }));
     return held && isServable(held, kind, this.#o.clock.now(), this.#o.policy) ? held : undefined;
   }
