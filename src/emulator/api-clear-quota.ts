@@ -1,11 +1,5 @@
 import { authorize } from "./access-token-check.js";
-import {
-  type ApiRequest,
-  type ApiRoute,
-  bodyField,
-  queryParam,
-  tokenOwner,
-} from "./api-request.js";
+import { type ApiRoute, bodyField, queryParam, tokenOwner } from "./api-request.js";
 import { fail, OK_ENVELOPE, ok } from "./errors.js";
 
 /**
@@ -30,25 +24,20 @@ export const clearQuotaRoute: ApiRoute = {
   },
 };
 
-/** `appid` / `appsecret` from the query string, else from the JSON body (the docs show both). */
-function v2Param(req: ApiRequest, name: string): string | undefined {
-  return queryParam(req, name) ?? bodyField(req, name);
-}
-
 /**
- * `POST /cgi-bin/clear_quota/v2` with `appid` and `appsecret` in the query
- * or the JSON body (R25). Needs no access token, so it works while
- * `/cgi-bin/token` answers 45009. 47001 (body sent but not a JSON object) →
- * 41002 → 41004 → 40013 (unknown appid) → 40125 (wrong secret) → 48006
- * (shared monthly allowance) → every daily counter back to 0.
+ * `POST /cgi-bin/clear_quota/v2?appid&appsecret` (R25 as corrected by §12
+ * C1): WeChat documents both as "URL 参数,非 Body 参数", so the body is not
+ * read and a body-only request gets 41002, as WeChat answers it. Needs no
+ * access token, so it works while `/cgi-bin/token` answers 45009. 41002 →
+ * 41004 → 40013 (unknown appid) → 40125 (wrong secret) → 48006 (shared
+ * monthly allowance) → every daily counter back to 0.
  */
 export const clearQuotaV2Route: ApiRoute = {
   method: "POST",
-  identify: (req) => v2Param(req, "appid"),
+  identify: (req) => queryParam(req, "appid"),
   handle(req, state) {
-    if (req.bodyMalformed) return fail(47001);
-    const appid = v2Param(req, "appid");
-    const secret = v2Param(req, "appsecret");
+    const appid = queryParam(req, "appid");
+    const secret = queryParam(req, "appsecret");
     if (appid === undefined) return fail(41002);
     if (secret === undefined) return fail(41004);
     const app = state.apps.get(appid);

@@ -158,14 +158,10 @@ export function createWechatClient(options: WechatClientOptions): WechatClient {
       return stable(app, true, signal);
     },
     async clearQuota(app, signal) {
+      // WeChat reads appid and appsecret from the URL only ("URL 参数,非 Body 参数").
       await call(
         "/cgi-bin/clear_quota/v2",
-        {
-          method: "POST",
-          headers: { "content-type": "application/json" },
-          body: JSON.stringify({ appid: app.appid, appsecret: app.secret }),
-          query: {},
-        },
+        { method: "POST", query: { appid: app.appid, appsecret: app.secret } },
         signal,
       );
     },

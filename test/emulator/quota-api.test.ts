@@ -79,7 +79,7 @@ describe("quota APIs", () => {
     expect(spent.body.errmsg).toMatch(/^forbid to clear quota because of reaching the limit/);
   });
 
-  it("R25: clear_quota/v2 takes appid + appsecret from the query or the body and needs no token", async () => {
+  it("R25/C1: clear_quota/v2 takes appid + appsecret from the query only and needs no token", async () => {
     const h = await startEmulator();
     await exhaustClassic(h, 1);
     expect(errcodeOf(await clearV2(h, { appsecret: SECRET }))).toBe(41002);
@@ -88,8 +88,11 @@ describe("quota APIs", () => {
     expect(errcodeOf(await clearV2(h, { appid: APPID, appsecret: OTHER_SECRET }))).toBe(40125);
     expect(errcodeOf(await clearV2(h, { appid: APPID, appsecret: SECRET }))).toBe(0);
     expect(errcodeOf(await h.classic())).toBe(0);
-    expect(errcodeOf(await clearV2(h, {}, { appid: APPID, appsecret: SECRET }))).toBe(0);
-    expect(errcodeOf(await h.classic())).toBe(0);
+    // WeChat: "URL 参数,非 Body 参数". A body-only request names no appid.
+    expect(errcodeOf(await h.classic())).toBe(45009);
+    expect(errcodeOf(await clearV2(h, {}, { appid: APPID, appsecret: SECRET }))).toBe(41002);
+    expect(errcodeOf(await clearV2(h, { appid: APPID }, { appsecret: SECRET }))).toBe(41004);
+    expect(errcodeOf(await h.classic())).toBe(45009);
   });
 
   it("R24/R25: clear_quota and clear_quota/v2 share the 10-a-month allowance", async () => {
