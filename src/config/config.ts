@@ -107,3 +107,18 @@ export class ConfigError extends Error {
     this.name = "ConfigError";
   }
 }
+
+/**
+ * Every problem found in one config document, so an operator fixes them all
+ * in one edit instead of one per start. `key` is the first problem's key.
+ */
+export class ConfigErrors extends ConfigError {
+  constructor(readonly errors: readonly ConfigError[]) {
+    super(errors[0]?.key ?? "(root)", "");
+    this.name = "ConfigErrors";
+    this.message =
+      errors.length === 1
+        ? (errors[0]?.message ?? "")
+        : `${errors.length} problems:\n${errors.map((e) => `  - ${e.message}`).join("\n")}`;
+  }
+}

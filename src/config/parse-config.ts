@@ -16,7 +16,7 @@ import {
   type StoreConfig,
   type TlsConfig,
 } from "./config.js";
-import { ObjectReader } from "./reader.js";
+import { attempt, collectConfigErrors, hasConfigErrors, ObjectReader, report } from "./reader.js";
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 
@@ -29,9 +29,14 @@ export interface ConfigEnvironment {
 
 /**
  * Validates a parsed config document into a frozen BrokerConfig. Pure apart
- * from the injected secret lookups; every error names the offending key.
+ * from the injected secret lookups; every error names the offending key, and
+ * all of them are reported together (ConfigErrors).
  */
 export function parseConfig(document: unknown, environment: ConfigEnvironment): BrokerConfig {
+  return collectConfigErrors(() => parseDocument(document, environment));
+}
+
+function parseDocument(document: unknown, environment: ConfigEnvironment): BrokerConfig {
   const root = new ObjectReader("", document);
   const listen = root.object("listen");
   const upstream = root.object("upstream");
@@ -55,7 +60,7 @@ export function parseConfig(document: unknown, environment: ConfigEnvironment): 
       timeoutMs: upstream.number("timeoutMs", 5000, 100, 120_000),
     },
     refresh: parseRefresh(root.object("refresh")),
-    store: parseStore(store),
+    store: attempt(() => parseStore(store), { type: "memory" }),
     cors: {
       allowedOrigins: cors
         .array("allowedOrigins")
@@ -68,7 +73,9 @@ export function parseConfig(document: unknown, environment: ConfigEnvironment): 
     alerts: {
       webhooks: alerts
         .array("webhooks")
-        .map((w, i) => parseWebhook(alerts.key(`webhooks[${i}]`), w, environment)),
+        .flatMap((w, i) =>
+          attempt(() => [parseWebhook(alerts.key(`webhooks[${i}]`), w, environment)], []),
+        ),
     },
     quota: {
       budgets: parseBudgets(quota.object("budgets")),
@@ -93,16 +100,19 @@ export function parseConfig(document: unknown, environment: ConfigEnvironment): 
   ]) {
     r.done();
   }
+  // Cross-checks read values that may be defaults standing in for bad ones:
+  // only run them on a document whose keys are all valid.
+  if (hasConfigErrors()) return config;
   for (const appId of Object.keys(config.quota.apps)) {
     if (!config.apps.some((a) => a.id === appId)) {
-      throw new ConfigError(`quota.apps.${appId}`, `no app with id '${appId}' is configured`);
+      report(new ConfigError(`quota.apps.${appId}`, `no app with id '${appId}' is configured`));
     }
   }
   checkExposure(config);
   try {
     validateSecurityPolicy(securityPolicyOf(config.security));
   } catch (err) {
-    throw new ConfigError("security", (err as Error).message);
+    report(new ConfigError("security", (err as Error).message));
   }
   return deepFreeze(config);
 }
@@ -115,11 +125,13 @@ function checkExposure(config: BrokerConfig): void {
     ["connect", config.listen.connect],
   ] as const) {
     if (!isLoopbackHost(address.host)) {
-      throw new ConfigError(
-        `listen.${name}`,
-        `${address.host} is not a loopback address and no clients are configured: anyone who can reach it could ` +
-          "read every token. Configure security.clients (API keys or client certificates), or set " +
-          "security.allowUnauthenticatedNonLoopback: true if a trusted network really protects it",
+      report(
+        new ConfigError(
+          `listen.${name}`,
+          `${address.host} is not a loopback address and no clients are configured: anyone who can reach it could ` +
+            "read every token. Configure security.clients (API keys or client certificates), or set " +
+            "security.allowUnauthenticatedNonLoopback: true if a trusted network really protects it",
+        ),
       );
     }
   }
@@ -138,16 +150,22 @@ function parseSecurity(r: ObjectReader, environment: ConfigEnvironment): Securit
       requireClientCert: t.boolean("requireClientCert", false),
     };
     if (tls.requireClientCert && !clientCaFile) {
-      throw new ConfigError(
-        t.key("requireClientCert"),
-        "needs clientCaFile (the CA that signs client certificates)",
+      report(
+        new ConfigError(
+          t.key("requireClientCert"),
+          "needs clientCaFile (the CA that signs client certificates)",
+        ),
       );
     }
     t.done();
   }
   const ids = new Set<string>();
-  const clients = r.array("clients").map((raw, i): ClientConfig => {
-    const c = new ObjectReader(r.key(`clients[${i}]`), raw);
+  const clients = r
+    .array("clients")
+    .flatMap((raw, i): ClientConfig[] =>
+      attempt(() => [parseClient(new ObjectReader(r.key(`clients[${i}]`), raw))], []),
+    );
+  function parseClient(c: ObjectReader): ClientConfig {
     const id = c.string("id");
     if (ids.has(id)) throw new ConfigError(c.key("id"), `duplicate client id '${id}'`);
     ids.add(id);
@@ -198,23 +216,29 @@ function parseSecurity(r: ObjectReader, environment: ConfigEnvironment): Securit
     };
     c.done();
     return client;
-  });
+  }
   const cidrs = (name: string) =>
     r.raw(name) === undefined
       ? undefined
       : r.array(name).map((v, i) => {
           if (typeof v !== "string" || !/^[0-9a-fA-F:.]+\/\d{1,3}$/.test(v)) {
-            throw new ConfigError(
-              r.key(`${name}[${i}]`),
-              "expected a CIDR like 10.0.0.0/8 or fd00::/8",
+            report(
+              new ConfigError(
+                r.key(`${name}[${i}]`),
+                "expected a CIDR like 10.0.0.0/8 or fd00::/8",
+              ),
             );
           }
-          return v;
+          return String(v);
         });
   const allowCidrs = cidrs("allowCidrs");
   const trustedProxies = cidrs("trustedProxies");
-  const encryptionKeys = r.array("encryptionKeys").map((raw, i) => {
-    const k = new ObjectReader(r.key(`encryptionKeys[${i}]`), raw);
+  const encryptionKeys = r
+    .array("encryptionKeys")
+    .flatMap((raw, i) =>
+      attempt(() => [parseEncryptionKey(new ObjectReader(r.key(`encryptionKeys[${i}]`), raw))], []),
+    );
+  function parseEncryptionKey(k: ObjectReader) {
     const id = k.string("id");
     if (!/^[A-Za-z0-9_-]{1,32}$/.test(id))
       throw new ConfigError(k.key("id"), "1-32 letters, digits, '_' or '-'");
@@ -227,7 +251,7 @@ function parseSecurity(r: ObjectReader, environment: ConfigEnvironment): Securit
     }
     k.done();
     return { id, key };
-  });
+  }
   const security: SecurityConfig = {
     ...(tls ? { tls } : {}),
     clients,
@@ -243,8 +267,12 @@ function parseSecurity(r: ObjectReader, environment: ConfigEnvironment): Securit
 function parseAuditDestination(r: ObjectReader): BrokerConfig["audit"]["destination"] {
   const v = r.string("destination", "stderr");
   if (v === "stderr" || v === "stdout") return v;
-  if (!v.startsWith("/"))
-    throw new ConfigError(r.key("destination"), "expected stderr, stdout or an absolute file path");
+  if (!v.startsWith("/")) {
+    report(
+      new ConfigError(r.key("destination"), "expected stderr, stdout or an absolute file path"),
+    );
+    return "stderr";
+  }
   return { file: v };
 }
 
@@ -256,13 +284,12 @@ function parseStore(r: ObjectReader): StoreConfig {
     parseRedisUrl(url);
   } catch (err) {
     // The URL may hold a password: name the key, not the value.
-    throw new ConfigError(r.key("url"), (err as Error).message);
+    report(new ConfigError(r.key("url"), (err as Error).message));
   }
   const prefix = r.string("prefix", "tokenbroker");
   if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(prefix)) {
-    throw new ConfigError(
-      r.key("prefix"),
-      "1-64 characters: letters, digits, '_', '.', ':' or '-'",
+    report(
+      new ConfigError(r.key("prefix"), "1-64 characters: letters, digits, '_', '.', ':' or '-'"),
     );
   }
   return {
@@ -315,10 +342,13 @@ function parseAddress(r: ObjectReader, name: string, fallback: string): ListenAd
   const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(v);
   const port = m ? Number(m[3]) : Number.NaN;
   if (!m || port > 65535) {
-    throw new ConfigError(
-      r.key(name),
-      `expected host:port (e.g. 127.0.0.1:50051 or [::1]:50051), got '${v}'`,
+    report(
+      new ConfigError(
+        r.key(name),
+        `expected host:port (e.g. 127.0.0.1:50051 or [::1]:50051), got '${v}'`,
+      ),
     );
+    return { host: "127.0.0.1", port: 0 };
   }
   return { host: m[1] ?? m[2] ?? "", port };
 }
@@ -329,22 +359,26 @@ function parseUrl(r: ObjectReader, name: string, fallback: string): string {
   try {
     url = new URL(v);
   } catch {
-    throw new ConfigError(r.key(name), `expected an http(s) URL, got '${v}'`);
+    report(new ConfigError(r.key(name), `expected an http(s) URL, got '${v}'`));
+    return fallback;
   }
   if (url.protocol !== "http:" && url.protocol !== "https:") {
-    throw new ConfigError(r.key(name), `expected an http(s) URL, got '${v}'`);
+    report(new ConfigError(r.key(name), `expected an http(s) URL, got '${v}'`));
+    return fallback;
   }
   return v.replace(/\/+$/, "");
 }
 
 function origin(key: string, v: unknown): string {
   if (typeof v !== "string" || !(v === "*" || /^https?:\/\/[^/]+$/.test(v))) {
-    throw new ConfigError(
-      key,
-      `expected an origin like https://example.com or "*", got ${JSON.stringify(v)}`,
+    report(
+      new ConfigError(
+        key,
+        `expected an origin like https://example.com or "*", got ${JSON.stringify(v)}`,
+      ),
     );
   }
-  return v;
+  return String(v);
 }
 
 function parseRefresh(r: ObjectReader): RefreshPolicy {
@@ -363,15 +397,19 @@ function parseRefresh(r: ObjectReader): RefreshPolicy {
   };
   r.done();
   if (policy.retryMaxMs < policy.retryInitialMs) {
-    throw new ConfigError(r.key("retryMaxMs"), "must not be below retryInitialMs");
+    report(new ConfigError(r.key("retryMaxMs"), "must not be below retryInitialMs"));
   }
   return policy;
 }
 
 function parseApps(root: ObjectReader, environment: ConfigEnvironment): AppConfig[] {
   const ids = new Set<string>();
-  return root.array("apps").map((raw, i) => {
-    const a = new ObjectReader(root.key(`apps[${i}]`), raw);
+  return root
+    .array("apps")
+    .flatMap((raw, i) =>
+      attempt(() => [parseApp(new ObjectReader(root.key(`apps[${i}]`), raw))], []),
+    );
+  function parseApp(a: ObjectReader): AppConfig {
     const id = a.string("id");
     if (!APP_ID_PATTERN.test(id)) {
       throw new ConfigError(
@@ -391,7 +429,7 @@ function parseApps(root: ObjectReader, environment: ConfigEnvironment): AppConfi
     };
     a.done();
     return app;
-  });
+  }
 }
 
 /** AppSecrets come from an env var or a file, never inline in the config. */

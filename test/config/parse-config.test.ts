@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
+import { type ConfigError, ConfigErrors } from "../../src/config/config.js";
 import { applyEnvOverrides } from "../../src/config/load-config.js";
 import { parseConfig } from "../../src/config/parse-config.js";
 
@@ -271,6 +272,71 @@ audit: { destination: /var/log/broker/audit.log }
         environment,
       ),
     ).toThrow(/exactly one of/);
+  });
+});
+
+describe("parseConfig reports every problem at once", () => {
+  const errorsOf = (yaml: string): ConfigError[] => {
+    try {
+      parseConfig(parse(yaml), environment);
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigErrors);
+      return [...(err as ConfigErrors).errors];
+    }
+    throw new Error("expected the config to be refused");
+  };
+
+  it("names every bad key of a document in one error, across sections, apps and clients", () => {
+    const errors = errorsOf(`
+listen: { grpc: "nope", idleTimeoutMs: 5 }
+upstream: { baseUrl: "ftp://x", timeoutMz: 100 }
+log: { level: loud }
+store: { type: redis, url: "redis://a:1", prefix: "bad prefix!" }
+audit: { destination: relative.log }
+security:
+  clients:
+    - { id: a, permissions: [get] }
+    - { id: b, apiKeySha256: "${"a".repeat(64)}", apps: ["*"], permissions: [fly] }
+apps:
+  - { id: one, appid: wx1, secret: { env: MISSING_VAR } }
+  - { id: two, appid: wx2, secret: { env: SHOP_SECRET }, tokenMode: fast, prefetch: maybe }
+unknownSection: {}
+`);
+    const keys = errors.map((e) => e.key);
+    expect(keys).toEqual(
+      expect.arrayContaining([
+        "listen.grpc",
+        "listen.idleTimeoutMs",
+        "upstream.baseUrl",
+        "upstream.timeoutMz",
+        "log.level",
+        "store.prefix",
+        "audit.destination",
+        "security.clients[0]",
+        "security.clients[1].permissions[0]",
+        "apps[0].secret.env",
+        "apps[1].tokenMode",
+        "apps[1].prefetch",
+        "unknownSection",
+      ]),
+    );
+    expect(new Set(keys).size).toBe(keys.length);
+  });
+
+  it("lists every problem in the message an operator reads, one line each", () => {
+    const yaml = "log: { level: loud }\nshutdown: { graceMs: -1 }\n";
+    expect(() => parseConfig(parse(yaml), environment)).toThrow(
+      /2 problems:\n {2}- config key 'log.level': .*\n {2}- config key 'shutdown.graceMs'/,
+    );
+  });
+
+  it("still reports a single problem as before, and cross-checks once the keys are valid", () => {
+    const one = errorsOf("log: { level: loud }");
+    expect(one.map((e) => e.key)).toEqual(["log.level"]);
+    const cross = errorsOf(
+      'listen: { grpc: "0.0.0.0:1", connect: "0.0.0.0:2" }\nquota: { apps: { ghost: {} } }',
+    );
+    expect(cross.map((e) => e.key)).toEqual(["quota.apps.ghost", "listen.grpc", "listen.connect"]);
   });
 });
 
