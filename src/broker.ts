@@ -24,6 +24,7 @@ import { createAdminService } from "./rpc/admin-service.js";
 import { instrument } from "./rpc/instrument.js";
 import { createTokenService } from "./rpc/token-service.js";
 import { secure } from "./security/index.js";
+import { RefusalLog } from "./security/refusal-log.js";
 import {
   HealthStatus,
   healthRegistration,
@@ -126,7 +127,9 @@ export async function startBroker(config: BrokerConfig, deps: BrokerDeps): Promi
   health.set(TOKEN_SERVICE, HealthCheckResponse_ServingStatus.NOT_SERVING);
 
   // Who may call what: TokenService and AdminService only (health and reflection stay open).
-  const guardOptions = { policy: securityPolicyOf(config.security), clock, audit };
+  // One refusal log for both services: one stream, one count per kind of refusal.
+  const refusals = new RefusalLog({ audit, clock });
+  const guardOptions = { policy: securityPolicyOf(config.security), clock, audit, refusals };
   const services = [
     registration(
       TokenService,
@@ -252,6 +255,7 @@ export async function startBroker(config: BrokerConfig, deps: BrokerDeps): Promi
         await manager.close();
         breakers.close();
         await metricsServer?.close();
+        refusals.close();
         await observability.close();
         await stores.close();
         logger.info("stopped");

@@ -11,6 +11,7 @@ import {
 import { TokenKind } from "../../gen/tokenbroker/v1/token_service_pb.js";
 import type { ActiveAlert } from "../observability/alerts.js";
 import type { QuotaLedger } from "../quota/index.js";
+import { auditedText } from "../security/audit-values.js";
 import { peerKey } from "../server/index.js";
 import type { Clock } from "../shared/clock.js";
 import { BrokerError, InvalidArgumentError, QuotaExhaustedError } from "../shared/errors.js";
@@ -54,7 +55,8 @@ export function createAdminService(d: AdminServiceDeps): ServiceImpl<typeof Admi
       event: action,
       client: callerOf(ctx),
       app: appId,
-      reason,
+      // A token pasted as the reason must not land in the audit log whole.
+      reason: auditedText(reason),
       address: peer ? `${peer.address}:${peer.port ?? ""}` : "unknown",
     };
     try {

@@ -15,6 +15,7 @@ import type { Clock } from "../shared/clock.js";
 import type { Logger } from "../shared/logger.js";
 import { observeStream } from "../shared/observe-stream.js";
 import type { CredentialKind } from "../token/credential.js";
+import { auditedApp, namedApp } from "./audit-values.js";
 import { type CallerAddress, callerAddress, inAnyCidr } from "./ip.js";
 import {
   type CompiledClient,
@@ -23,6 +24,7 @@ import {
   type Permission,
   type SecurityPolicy,
 } from "./policy.js";
+import { RefusalLog } from "./refusal-log.js";
 import { TokenBucket } from "./token-bucket.js";
 
 /**
@@ -39,9 +41,24 @@ export interface SecureOptions {
   policy: SecurityPolicy;
   /** Time for the rate limits. */
   clock: Clock;
-  /** One line per refusal and per admin call; never a key or a token. */
+  /** One line per admin call and per kind of refusal; never a key or a token. */
   audit: Logger;
+  /**
+   * Where refusals go, with repeats counted per window. Pass one instance to
+   * every service of a broker (they share the audit stream); by default each
+   * `secure` call has its own, writing to `audit` on `clock`.
+   */
+  refusals?: RefusalLog;
 }
+
+/**
+ * Context value with the permissions of the authenticated client, set by
+ * `secure` with `clientKey`; `undefined` in a handler that was not wrapped
+ * (then nothing restricts it).
+ */
+export const permissionsKey = createContextKey<ReadonlySet<Permission> | undefined>(undefined, {
+  description: "authenticated client's permissions",
+});
 
 /** Audit `event` values. */
 export type SecurityEvent =
@@ -55,15 +72,18 @@ export type SecurityEvent =
 /** What a method needs. */
 interface MethodRule {
   readonly permission: Permission;
-  /** "rate": takes a token from the client's bucket; "streams": holds one of its stream slots. */
-  readonly limit?: "rate" | "streams";
+  /**
+   * "rate": takes a token from the client's bucket; "reports": from its own
+   * InvalidateToken bucket; "streams": holds one of its stream slots.
+   */
+  readonly limit?: "rate" | "reports" | "streams";
   /** The kind a request acts on when it has no kind field (ForceRefresh replaces the access_token). */
   readonly impliedKind?: CredentialKind;
 }
 
 const RULES: ReadonlyMap<string, MethodRule> = new Map<string, MethodRule>([
   [pathOf(TokenService.method.getToken), { permission: "get", limit: "rate" }],
-  [pathOf(TokenService.method.invalidateToken), { permission: "invalidate", limit: "rate" }],
+  [pathOf(TokenService.method.invalidateToken), { permission: "invalidate", limit: "reports" }],
   [pathOf(TokenService.method.watchToken), { permission: "watch", limit: "streams" }],
   [pathOf(AdminService.method.getStatus), { permission: "admin" }],
   [pathOf(AdminService.method.forceRefresh), { permission: "admin", impliedKind: "access_token" }],
@@ -93,7 +113,8 @@ function pathOf(method: DescMethod): string {
  *    the request's app_id and kind must be the client's — else
  *    PERMISSION_DENIED. Kinds this broker does not know are left to the
  *    handler, which rejects them as INVALID_ARGUMENT;
- * 4. GetToken and InvalidateToken take a token from the client's bucket and
+ * 4. GetToken takes a token from the client's bucket, InvalidateToken from
+ *    a separate, smaller one (a report can cause a WeChat call), and
  *    WatchToken holds one of its stream slots until the stream ends however
  *    it ends — else RESOURCE_EXHAUSTED.
  *
@@ -106,7 +127,8 @@ export function secure<S extends DescService>(
   impl: ServiceImpl<S>,
   o: SecureOptions,
 ): ServiceImpl<S> {
-  const gate = new Gate(compilePolicy(o.policy), o.clock, o.audit);
+  const refusals = o.refusals ?? new RefusalLog({ audit: o.audit, clock: o.clock });
+  const gate = new Gate(compilePolicy(o.policy), o.clock, o.audit, refusals);
   const wrapped: Record<string, unknown> = {};
   for (const method of service.methods) {
     const name = method.localName as keyof ServiceImpl<S>;
@@ -172,12 +194,14 @@ type PeerWithTls = Peer & { readonly tlsIdentity?: string };
 
 class Gate {
   readonly #buckets = new Map<string, TokenBucket>();
+  readonly #reportBuckets = new Map<string, TokenBucket>();
   readonly #streams = new Map<string, number>();
 
   constructor(
     readonly policy: CompiledPolicy,
     readonly clock: Clock,
     readonly audit: Logger,
+    readonly refusals: RefusalLog,
   ) {}
 
   /** Steps 1-3, and the rate limit of step 4. Throws the refusal. */
@@ -204,9 +228,10 @@ class Gate {
     }
     const client = this.identify(ctx, scene);
     ctx.values.set(clientKey, client.id);
+    ctx.values.set(permissionsKey, client.permissions);
     const caller: Caller = { ...scene, client };
     this.authorize(rule, caller);
-    if (rule.limit === "rate") this.takeToken(caller);
+    if (rule.limit === "rate" || rule.limit === "reports") this.takeToken(caller, rule.limit);
     return caller;
   }
 
@@ -284,32 +309,36 @@ class Gate {
         );
       } else if (!client.apps.has(app)) {
         throw deny(
-          `${who} does not have '${permission}' permission for app '${printable(app)}'; the broker's operator can add the app to the client's apps`,
+          `${who} does not have '${permission}' permission for ${namedApp(app)}; the broker's operator can add the app to the client's apps`,
         );
       }
     }
     if (client.kinds !== undefined && kind !== undefined && !client.kinds.has(kind)) {
       throw deny(
-        `${who} does not have '${permission}' permission for kind ${kind} of app '${printable(app ?? "")}' (its kinds: ${[...client.kinds].join(", ")})`,
+        `${who} does not have '${permission}' permission for kind ${kind} of ${namedApp(app ?? "")} (its kinds: ${[...client.kinds].join(", ")})`,
       );
     }
   }
 
-  takeToken(caller: Caller): void {
+  takeToken(caller: Caller, which: "rate" | "reports"): void {
     const { client } = caller;
     if (client.limits === undefined) return;
-    const { ratePerSecond, burst } = client.limits;
-    let bucket = this.#buckets.get(client.id);
+    const { ratePerSecond, burst } =
+      which === "rate"
+        ? client.limits
+        : { ratePerSecond: client.limits.reportRatePerSecond, burst: client.limits.reportBurst };
+    const buckets = which === "rate" ? this.#buckets : this.#reportBuckets;
+    let bucket = buckets.get(client.id);
     if (!bucket) {
       bucket = new TokenBucket(ratePerSecond, burst, this.clock.now());
-      this.#buckets.set(client.id, bucket);
+      buckets.set(client.id, bucket);
     }
     const waitMs = bucket.take(this.clock.now());
     if (waitMs > 0) {
       throw this.refuse(
         "rate_limited",
         Code.ResourceExhausted,
-        `rate limit of ${ratePerSecond}/s exceeded for client '${client.id}'; retry after ${waitMs} ms`,
+        `${which === "rate" ? "rate limit" : "InvalidateToken rate limit"} of ${ratePerSecond}/s exceeded for client '${client.id}'; retry after ${waitMs} ms`,
         caller,
         client.id,
       );
@@ -357,8 +386,10 @@ class Gate {
     client: string | null = null,
   ): ConnectError {
     const error = new ConnectError(message, code);
-    this.audit.warn(
-      { ...auditFields(event, scene, client), code: codeName(error), detail: message },
+    const { app, kind, ...identity } = auditFields(event, scene, client);
+    this.refusals.record(
+      identity,
+      { app, kind, code: codeName(error), detail: message },
       `security: ${event}`,
     );
     return error;
@@ -394,9 +425,9 @@ function auditFields(event: SecurityEvent, scene: Scene, client: string | null) 
     client,
     address: printable(scene.address.address),
     ...(scene.address.via === undefined ? {} : { via: scene.address.via }),
-    ...(scene.tlsIdentity === undefined ? {} : { tlsIdentity: scene.tlsIdentity }),
+    ...(scene.tlsIdentity === undefined ? {} : { tlsIdentity: printable(scene.tlsIdentity) }),
     method: scene.method,
-    app: scene.app,
+    app: scene.app === undefined ? undefined : auditedApp(scene.app),
     kind: scene.kind,
   };
 }
