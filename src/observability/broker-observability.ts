@@ -1,7 +1,11 @@
 import type { WebhookConfig } from "../config/config.js";
 import type { QuotaLedger } from "../quota/index.js";
 import type { Clock } from "../shared/clock.js";
-import { QuotaExhaustedError, UpstreamConfigError } from "../shared/errors.js";
+import {
+  QuotaExhaustedError,
+  UpstreamConfigError,
+  UpstreamRejectedError,
+} from "../shared/errors.js";
 import type { Logger } from "../shared/logger.js";
 import type { AppRegistry } from "../token/app.js";
 import type { RefreshEvents } from "../token/refresh-events.js";
@@ -33,7 +37,8 @@ export interface BrokerObservability {
 /**
  * Metrics and alerts for the broker. Alert rules: WeChat rejecting an app's
  * configuration (critical, until a refresh succeeds), its quota used up
- * (critical, likewise), a WeChat circuit open (warning, until it closes), and
+ * (critical, likewise), an errcode the broker does not know (critical,
+ * likewise), a WeChat circuit open (warning, until it closes), and
  * another party fetching the app's tokens (critical, until two hours pass
  * without a new report). Each fires once when it starts and once when it clears.
  */
@@ -72,6 +77,7 @@ export function createObservability(o: {
       metrics.refreshOutcome(key.appId, key.kind, degraded ? "degraded" : "refreshed");
       void alerts.resolve({ name: "wechat_config_error", app: key.appId });
       void alerts.resolve({ name: "wechat_quota_exhausted", app: key.appId });
+      void alerts.resolve({ name: "wechat_unknown_errcode", app: key.appId });
       const foreignAt = lastForeign.get(key.appId);
       if (
         reason === "scheduled" &&
@@ -97,6 +103,15 @@ export function createObservability(o: {
             severity: "critical",
             summary: error.message,
             details: { errcode: error.errcode, kind: key.kind },
+          },
+        );
+      } else if (error instanceof UpstreamRejectedError) {
+        void alerts.raise(
+          { name: "wechat_unknown_errcode", app: key.appId },
+          {
+            severity: "critical",
+            summary: `WeChat answered errcode ${error.errcode}, unknown to the broker: ${error.message}`,
+            details: { errcode: error.errcode, endpoint: error.endpoint, kind: key.kind },
           },
         );
       } else if (error instanceof QuotaExhaustedError) {

@@ -7,6 +7,7 @@ import {
   ShuttingDownError,
   UnknownAppError,
   UpstreamConfigError,
+  UpstreamRejectedError,
   UpstreamUnavailableError,
 } from "../shared/errors.js";
 
@@ -36,6 +37,8 @@ function codeOf(err: BrokerError): Code {
   if (err instanceof FailedPreconditionError) return Code.FailedPrecondition;
   if (err instanceof QuotaExhaustedError) return Code.ResourceExhausted;
   if (err instanceof UpstreamUnavailableError) return Code.Unavailable;
+  // gRPC's code for an error from an error space this one does not know.
+  if (err instanceof UpstreamRejectedError) return Code.Unknown;
   if (err instanceof ShuttingDownError) return Code.Unavailable;
   return Code.Internal;
 }

@@ -45,6 +45,22 @@ export class UpstreamConfigError extends BrokerError {
   }
 }
 
+/**
+ * WeChat answered with an errcode the broker does not know. It is neither
+ * retried soon nor taken for an outage: the caller gets the errcode and
+ * WeChat's (scrubbed) errmsg, and an alert names it.
+ */
+export class UpstreamRejectedError extends BrokerError {
+  readonly code = "BROKER_UPSTREAM_REJECTED";
+  constructor(
+    message: string,
+    readonly errcode: number,
+    readonly endpoint: string,
+  ) {
+    super(message);
+  }
+}
+
 /** The request is valid but does not fit the app's configuration (e.g. force-refreshing a classic token). */
 export class FailedPreconditionError extends BrokerError {
   readonly code = "BROKER_FAILED_PRECONDITION";

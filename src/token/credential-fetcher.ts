@@ -14,6 +14,8 @@ export interface AccessTokenProvider {
     errcode: number,
     signal: AbortSignal,
   ): Promise<void>;
+  /** Every credential value of the app the broker knows (current and previous), for scrubbing. */
+  knownValues(appId: string): string[];
 }
 
 const TICKET_TYPE: Readonly<Record<Exclude<CredentialKind, "access_token">, TicketType>> = {
@@ -47,13 +49,17 @@ export class CredentialFetcher {
   ): Promise<FetchedCredential> {
     const options = { retries, signal };
     if (kind === "access_token") {
-      const credentials = { appid: app.appid, secret: app.secret.reveal() };
+      const credentials = {
+        appid: app.appid,
+        secret: app.secret.reveal(),
+        known: this.accessTokens.knownValues(app.id),
+      };
       if (force) {
         return this.guard.call(
           app.id,
           "/cgi-bin/stable_token",
           () => this.client.forceStableAccessToken(credentials, signal),
-          { retries: false, signal },
+          { retries: false, signal, blocks: "force_refresh" },
         );
       }
       return app.tokenMode === "stable"
@@ -75,7 +81,11 @@ export class CredentialFetcher {
       this.guard.call(
         app.id,
         "/cgi-bin/ticket/getticket",
-        () => this.client.fetchTicket(accessToken, type, signal),
+        () =>
+          this.client.fetchTicket(accessToken, type, signal, {
+            secrets: [app.secret.reveal()],
+            credentials: this.accessTokens.knownValues(app.id),
+          }),
         options,
       );
     const token = await this.accessTokens.getAccessToken(app.id, signal);

@@ -152,10 +152,14 @@ export class RefreshSchedule {
   }
 }
 
-/** Config and quota errors are not fixed by retrying soon. */
+/** Config and quota errors, and errcodes the broker does not know, are not fixed by retrying soon. */
 function isSlowFailure(err: unknown): boolean {
   const code = (err as { code?: unknown } | undefined)?.code;
-  return code === "BROKER_UPSTREAM_CONFIG" || code === "BROKER_QUOTA_EXHAUSTED";
+  return (
+    code === "BROKER_UPSTREAM_CONFIG" ||
+    code === "BROKER_QUOTA_EXHAUSTED" ||
+    code === "BROKER_UPSTREAM_REJECTED"
+  );
 }
 
 /** A stable number in [0, 1) from a credential id and version (FNV-1a). */

@@ -264,13 +264,20 @@ export class Refresher {
     } catch (err) {
       const error = toBrokerError(err, r.key);
       const upstream = err instanceof UpstreamError ? err : undefined;
-      const slow = upstream?.category === "config" || upstream?.category === "quota";
-      this.#failures.set(keyId(r.key), {
-        error,
-        until: clock.now() + (slow ? policy.retryMaxMs : policy.retryInitialMs),
-      });
-      this.#lastFailure.set(keyId(r.key), { at: clock.now(), message: error.message });
-      this.#emit((e) => e.failed?.(r.key, error, r.reason));
+      const slow =
+        upstream?.category === "config" ||
+        upstream?.category === "quota" ||
+        upstream?.category === "unknown";
+      // A refused force refresh (20 a day) says nothing about normal refreshes
+      // (§12 C2): the operator gets the error; callers are not held back.
+      if (!r.force) {
+        this.#failures.set(keyId(r.key), {
+          error,
+          until: clock.now() + (slow ? policy.retryMaxMs : policy.retryInitialMs),
+        });
+        this.#lastFailure.set(keyId(r.key), { at: clock.now(), message: error.message });
+        this.#emit((e) => e.failed?.(r.key, error, r.reason));
+      }
       log.warn(
         {
           errcode: upstream?.errcode,

@@ -2,6 +2,7 @@ import {
   BrokerError,
   QuotaExhaustedError,
   UpstreamConfigError,
+  UpstreamRejectedError,
   UpstreamUnavailableError,
 } from "../shared/errors.js";
 import { UpstreamError } from "../upstream/upstream-error.js";
@@ -10,30 +11,42 @@ import { type CredentialKey, describeKey } from "./credential.js";
 
 /**
  * Turns a failed refresh into the error a caller sees when no valid
- * credential is cached. The WeChat errcode is kept; the secret and token never
- * are (UpstreamError messages carry neither).
+ * credential is cached. A WeChat answer becomes its errcode and the broker's
+ * own advice; WeChat's errmsg (already scrubbed by the client) is passed on
+ * only for an errcode the broker does not know, where it is all there is.
  */
 export function toBrokerError(err: unknown, key: CredentialKey): BrokerError {
   if (err instanceof BrokerError) return err;
   const what = describeKey(key);
   if (err instanceof UpstreamError) {
+    const source = `WeChat ${err.endpoint}`;
+    const answer =
+      err.errcode === undefined ? err.message : `${source} answered errcode ${err.errcode}`;
     switch (err.category) {
       case "config":
         return new UpstreamConfigError(
-          `WeChat refused to issue the ${what}: ${err.message}. To fix: ${remedyFor(err.errcode ?? 0)}`,
+          `WeChat refused to issue the ${what}: ${answer}. To fix: ${remedyFor(err.errcode ?? 0, err.endpoint)}`,
           err.errcode ?? 0,
         );
       case "quota":
         return new QuotaExhaustedError(
-          `WeChat's quota is used up for the ${what} (${err.message}) and no valid one is cached; ` +
+          `WeChat's quota is used up for the ${what} (${answer}) and no valid one is cached; ` +
             (err.errcode === 45011
-              ? "retry in a minute"
+              ? "WeChat counts calls per minute: retry in the next minute"
               : "it resets at 00:00 China time, or an operator can clear it"),
           err.errcode ?? 0,
         );
+      case "unknown":
+        return new UpstreamRejectedError(
+          `${source} answered errcode ${err.errcode}, which this broker does not know ` +
+            `(errmsg: "${err.detail}"), for the ${what}; it is not retried soon and an alert names it. ` +
+            "See WeChat's errcode reference",
+          err.errcode ?? 0,
+          err.endpoint,
+        );
       default:
         return new UpstreamUnavailableError(
-          `could not get the ${what} from WeChat (${err.message}) and no valid one is cached; retry with backoff`,
+          `could not get the ${what} from WeChat (${answer}) and no valid one is cached; retry with backoff`,
           { cause: err },
         );
     }

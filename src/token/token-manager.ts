@@ -83,6 +83,8 @@ export class TokenManager {
   /** Breakers this manager made itself (no guard given), closed with it. */
   #ownBreakers: UpstreamBreakers | undefined;
   readonly #l1 = new Map<string, StoredCredential>();
+  /** The value each L1 entry replaced: WeChat still accepts it for a while, so it is scrubbed too. */
+  readonly #previousValues = new Map<string, string>();
   readonly #watchers = new WatchHub<StoredCredential>();
   #unsubscribeResync: (() => void) | undefined;
   readonly #lifecycle = new AbortController();
@@ -109,6 +111,7 @@ export class TokenManager {
         reportRejectedAccessToken: async (appId, value, errcode, signal) => {
           await this.invalidate(appId, "access_token", value, errcode, signal);
         },
+        knownValues: (appId) => this.knownValues(appId),
       },
       this.#o.guard,
     );
@@ -331,6 +334,18 @@ export class TokenManager {
     return out;
   }
 
+  /** Every credential value of an app held here, current and previous (scrubbed from WeChat's text). */
+  knownValues(appId: string): string[] {
+    const out: string[] = [];
+    for (const [id, credential] of this.#l1) {
+      if (parseKeyId(id)?.appId !== appId) continue;
+      out.push(credential.value);
+      const previous = this.#previousValues.get(id);
+      if (previous !== undefined) out.push(previous);
+    }
+    return out;
+  }
+
   /** What this replica holds in memory for a credential, without fetching (status, tests). */
   peek(appId: string, kind: CredentialKind): StoredCredential | undefined {
     return this.#l1.get(keyId({ appId, kind }));
@@ -463,6 +478,7 @@ export class TokenManager {
       this.#schedule.ensurePlanned(key, known);
       return;
     }
+    if (known && known.value !== credential.value) this.#previousValues.set(id, known.value);
     this.#l1.set(id, credential);
     this.#schedule.planNew(key, credential);
   }

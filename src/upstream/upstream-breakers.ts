@@ -180,6 +180,7 @@ export class UpstreamBreakers {
  * Faults of WeChat itself; everything else is a verdict about the request.
  * The broker's own refusals (an open circuit, a used-up budget, a 45009
  * block) never reached WeChat, so they are neither faults nor worth a retry.
+ * An errcode the broker does not know is not taken for an outage either.
  */
 export function countsAsFault(err: unknown): boolean {
   if (!(err instanceof UpstreamError)) return false; // e.g. our own abort
@@ -187,5 +188,13 @@ export function countsAsFault(err: unknown): boolean {
   if (err.errcode === 45011) return true; // per-minute limit: back off like an outage
   if (err.category === "quota") return false;
   if (err.errcode === undefined) return true; // network, timeout, HTTP status, bad body
-  return err.category === "retryable" || err.category === "unknown";
+  return err.category === "retryable";
+}
+
+/**
+ * Faults worth an inline retry. Not 45011: WeChat says "retry next minute",
+ * and a retry within the same minute is refused again and counted (§12 C5).
+ */
+export function retryableInline(err: unknown): boolean {
+  return countsAsFault(err) && (err as UpstreamError).errcode !== 45011;
 }

@@ -6,7 +6,9 @@ import { classifyErrcode, type ErrcodeCategory } from "./wechat-errors.js";
  * (network, timeout, HTTP status, unparseable body; `errcode` undefined).
  *
  * The message names the endpoint path only: request URLs of /cgi-bin/token
- * carry the AppSecret in the query string and are never included.
+ * carry the AppSecret in the query string and are never included. For a
+ * WeChat answer, `detail` is its errmsg as scrubbed by the client
+ * (scrub-errmsg.ts), never the raw text.
  */
 export class UpstreamError extends Error {
   readonly category: ErrcodeCategory;
@@ -25,6 +27,7 @@ export class UpstreamError extends Error {
     );
     this.name = "UpstreamError";
     this.category =
-      options?.category ?? (errcode === undefined ? "retryable" : classifyErrcode(errcode));
+      options?.category ??
+      (errcode === undefined ? "retryable" : classifyErrcode(errcode, endpoint));
   }
 }

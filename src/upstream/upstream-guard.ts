@@ -2,7 +2,7 @@ import type { QuotaEndpoint, QuotaLedger } from "../quota/index.js";
 import type { Clock } from "../shared/clock.js";
 import type { Logger } from "../shared/logger.js";
 import { isStoreUnavailable } from "../store/store-unavailable.js";
-import { countsAsFault, type UpstreamBreakers } from "./upstream-breakers.js";
+import { retryableInline, type UpstreamBreakers } from "./upstream-breakers.js";
 import { UpstreamError } from "./upstream-error.js";
 
 /** The WeChat endpoints the broker calls (the ledger also meters force refreshes). */
@@ -36,21 +36,35 @@ export class UpstreamGuard {
     app: string,
     endpoint: GuardedEndpoint,
     fn: () => Promise<T>,
-    options: { retries: boolean; signal: AbortSignal },
+    options: {
+      retries: boolean;
+      signal: AbortSignal;
+      /**
+       * What WeChat's 45009 blocks in the ledger (default: `endpoint`). A
+       * force refresh's 45009 is about the 20 forces a day, not normal
+       * stable_token calls, so it blocks "force_refresh" only (§12 C2).
+       */
+      blocks?: QuotaEndpoint;
+    },
   ): Promise<T> {
     const delays = options.retries ? (this.o.retryDelaysMs ?? [200, 600]) : [];
     for (let attempt = 0; ; attempt++) {
       try {
-        return await this.#once(app, endpoint, fn);
+        return await this.#once(app, endpoint, fn, options.blocks ?? endpoint);
       } catch (err) {
         const delay = delays[attempt];
-        if (delay === undefined || !countsAsFault(err) || options.signal.aborted) throw err;
+        if (delay === undefined || !retryableInline(err) || options.signal.aborted) throw err;
         await realSleep(delay * (0.8 + 0.4 * Math.random()), options.signal);
       }
     }
   }
 
-  async #once<T>(app: string, endpoint: GuardedEndpoint, fn: () => Promise<T>): Promise<T> {
+  async #once<T>(
+    app: string,
+    endpoint: GuardedEndpoint,
+    fn: () => Promise<T>,
+    blocks: QuotaEndpoint,
+  ): Promise<T> {
     const { clock, quota } = this.o;
     if (quota) {
       const decision = await quota.take(app, endpoint, clock.now()).catch((err: unknown) => {
@@ -80,7 +94,7 @@ export class UpstreamGuard {
     } catch (err) {
       this.o.observe?.(app, endpoint, outcomeOf(err), (clock.now() - started) / 1000);
       if (err instanceof UpstreamError && err.errcode === 45009 && quota) {
-        await quota.blockUntilReset(app, endpoint, clock.now()).catch(() => {});
+        await quota.blockUntilReset(app, blocks, clock.now()).catch(() => {});
       }
       throw err;
     }

@@ -1,3 +1,4 @@
+import { type ScrubValues, scrubErrmsg } from "./scrub-errmsg.js";
 import { UpstreamError } from "./upstream-error.js";
 
 /** A credential as WeChat returned it. */
@@ -10,6 +11,11 @@ export interface FetchedCredential {
 export interface AppCredentials {
   appid: string;
   secret: string;
+  /**
+   * The app's credential values the broker knows (current and previous):
+   * scrubbed, like the secret, from WeChat's errmsg.
+   */
+  known?: readonly string[];
 }
 
 export type TicketType = "jsapi" | "wx_card";
@@ -31,11 +37,15 @@ export interface WechatClient {
   forceStableAccessToken(app: AppCredentials, signal?: AbortSignal): Promise<FetchedCredential>;
   /** POST /cgi-bin/clear_quota/v2: resets all of the app's daily counters (10 a month). */
   clearQuota(app: AppCredentials, signal?: AbortSignal): Promise<void>;
-  /** GET /cgi-bin/ticket/getticket with the app's current access token. */
+  /**
+   * GET /cgi-bin/ticket/getticket with the app's current access token;
+   * `scrub`: the app's secret and known credential values (as in AppCredentials).
+   */
   fetchTicket(
     accessToken: string,
     type: TicketType,
     signal?: AbortSignal,
+    scrub?: ScrubValues,
   ): Promise<FetchedCredential>;
 }
 
@@ -48,16 +58,16 @@ export interface WechatClientOptions {
   fetch?: typeof fetch;
 }
 
-const MAX_ERRMSG_CHARS = 200;
-
 export function createWechatClient(options: WechatClientOptions): WechatClient {
   const base = options.baseUrl.replace(/\/+$/, "");
   const doFetch = options.fetch ?? fetch;
 
+  /** `scrub`: the values WeChat's errmsg must not carry into the broker. */
   async function call(
     endpoint: string,
     init: RequestInit & { query: Record<string, string> },
-    signal?: AbortSignal,
+    signal: AbortSignal | undefined,
+    scrub: ScrubValues,
   ) {
     const url = new URL(base + endpoint);
     for (const [k, v] of Object.entries(init.query)) url.searchParams.set(k, v);
@@ -95,8 +105,8 @@ export function createWechatClient(options: WechatClientOptions): WechatClient {
     const record = body as Record<string, unknown>;
     const errcode = record.errcode;
     if (typeof errcode === "number" && errcode !== 0) {
-      const errmsg =
-        typeof record.errmsg === "string" ? record.errmsg.slice(0, MAX_ERRMSG_CHARS) : "";
+      // The one place WeChat's text enters the broker: scrubbed here.
+      const errmsg = typeof record.errmsg === "string" ? scrubErrmsg(record.errmsg, scrub) : "";
       throw new UpstreamError(endpoint, errmsg || "(no errmsg)", errcode);
     }
     return record;
@@ -134,6 +144,7 @@ export function createWechatClient(options: WechatClientOptions): WechatClient {
         query: {},
       },
       signal,
+      scrubOf(app),
     );
     return credential(endpoint, record, "access_token");
   }
@@ -148,6 +159,7 @@ export function createWechatClient(options: WechatClientOptions): WechatClient {
           query: { grant_type: "client_credential", appid: app.appid, secret: app.secret },
         },
         signal,
+        scrubOf(app),
       );
       return credential(endpoint, record, "access_token");
     },
@@ -163,18 +175,27 @@ export function createWechatClient(options: WechatClientOptions): WechatClient {
         "/cgi-bin/clear_quota/v2",
         { method: "POST", query: { appid: app.appid, appsecret: app.secret } },
         signal,
+        scrubOf(app),
       );
     },
-    async fetchTicket(accessToken, type, signal) {
+    async fetchTicket(accessToken, type, signal, scrub) {
       const endpoint = "/cgi-bin/ticket/getticket";
       const record = await call(
         endpoint,
         { method: "GET", query: { access_token: accessToken, type } },
         signal,
+        {
+          secrets: scrub?.secrets ?? [],
+          credentials: [accessToken, ...(scrub?.credentials ?? [])],
+        },
       );
       return credential(endpoint, record, "ticket");
     },
   };
+}
+
+function scrubOf(app: AppCredentials): ScrubValues {
+  return { secrets: [app.secret], credentials: app.known ?? [] };
 }
 
 function describeNetworkError(err: unknown): string {

@@ -12,7 +12,10 @@ export type ErrcodeCategory =
   | "quota"
   /** The access token passed to the call (ticket fetch) is stale: refresh it, retry once. */
   | "token"
-  /** Anything else: treated as a failure worth retrying slowly. */
+  /**
+   * An errcode the broker does not know: not retried, not counted as a
+   * WeChat outage; the caller and an alert are told the errcode.
+   */
   | "unknown";
 
 const CATEGORY: ReadonlyMap<number, ErrcodeCategory> = new Map<number, ErrcodeCategory>([
@@ -30,6 +33,7 @@ const CATEGORY: ReadonlyMap<number, ErrcodeCategory> = new Map<number, ErrcodeCa
   [50007, "config"], // account frozen
   [50002, "config"], // account restricted
   [61024, "config"], // component appid used on /cgi-bin/token
+  [48001, "config"], // api unauthorized: the account lacks the permission (e.g. cards), §12 C6
   [89501, "config"], // IP pending admin confirmation
   [89503, "config"], // IP needs admin confirmation
   [89506, "config"], // IP rejected twice, blocked 24 h
@@ -41,9 +45,24 @@ const CATEGORY: ReadonlyMap<number, ErrcodeCategory> = new Map<number, ErrcodeCa
   [42001, "token"], // access_token expired
 ]);
 
-/** The broker's reaction to a WeChat errcode. */
-export function classifyErrcode(errcode: number): ErrcodeCategory {
-  return CATEGORY.get(errcode) ?? "unknown";
+/**
+ * Endpoints that take no access token: a "stale token" errcode from one of
+ * them cannot be about a token. From /cgi-bin/token, 40001 is WeChat's legacy
+ * answer to a wrong AppSecret (§1, §12 C4).
+ */
+const NO_TOKEN_ENDPOINTS: ReadonlySet<string> = new Set([
+  "/cgi-bin/token",
+  "/cgi-bin/stable_token",
+  "/cgi-bin/clear_quota/v2",
+]);
+
+/** The broker's reaction to a WeChat errcode from `endpoint`. */
+export function classifyErrcode(errcode: number, endpoint?: string): ErrcodeCategory {
+  const category = CATEGORY.get(errcode) ?? "unknown";
+  if (category === "token" && endpoint !== undefined && NO_TOKEN_ENDPOINTS.has(endpoint)) {
+    return "config";
+  }
+  return category;
 }
 
 /** What an operator should do about a config-category errcode. */
@@ -66,8 +85,26 @@ const REMEDY: ReadonlyMap<number, string> = new Map([
   ],
   [89506, "the broker's IP was rejected by the admin and is blocked for 24 hours"],
   [89507, "the broker's IP was rejected by the admin and is blocked for 1 hour"],
+  [
+    48001,
+    "the account lacks WeChat's permission for this API (e.g. card permission for wx_card tickets); " +
+      "obtain it in the WeChat console, or remove the kind from the app's `kinds` in the broker config",
+  ],
 ]);
 
-export function remedyFor(errcode: number): string {
+/** From an endpoint without an access token, 40001 / 40014 / 42001 mean a wrong AppSecret. */
+const LEGACY_SECRET_REMEDY =
+  "check the app's AppSecret (WeChat's legacy answer to a wrong AppSecret is 40001); " +
+  "reset it in the WeChat console if needed";
+
+/** What an operator should do about `errcode` from `endpoint`. */
+export function remedyFor(errcode: number, endpoint?: string): string {
+  if (
+    CATEGORY.get(errcode) === "token" &&
+    endpoint !== undefined &&
+    NO_TOKEN_ENDPOINTS.has(endpoint)
+  ) {
+    return LEGACY_SECRET_REMEDY;
+  }
   return REMEDY.get(errcode) ?? "see WeChat's errcode reference";
 }

@@ -2,7 +2,7 @@ import { setMaxListeners } from "node:events";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Writable } from "node:stream";
-import { createEmulator, type Emulator } from "../../src/emulator/index.js";
+import { createEmulator, type Emulator, type EmulatorOptions } from "../../src/emulator/index.js";
 import {
   type BrokerObservability,
   createObservability,
@@ -57,6 +57,8 @@ export interface ResilienceOptions {
   tokenLifetimeSeconds?: number;
   /** Real-time delays of the guard's inline retries; small so tests stay fast. */
   retryDelaysMs?: readonly number[];
+  /** Emulator options beyond the apps, clock and lifetime (e.g. `wrongSecretErrcode`). */
+  emulator?: Omit<EmulatorOptions, "apps" | "clock" | "tokenLifetimeSeconds">;
 }
 
 export interface ResilienceHarness {
@@ -133,6 +135,7 @@ export async function startResilienceHarness(
       ],
       tokenLifetimeSeconds: options.tokenLifetimeSeconds ?? 7200,
       logger: silentLogger(),
+      ...options.emulator,
     });
     const { url: emulatorUrl } = await emulator.listen(0, "127.0.0.1");
     cleanups.push(() => emulator.close());
