@@ -3,8 +3,14 @@ import { PERMISSIONS, type SecurityPolicy, validateSecurityPolicy } from "../sec
 import { isLoopbackHost } from "../shared/loopback.js";
 import { Secret } from "../shared/secret.js";
 import { parseRedisUrl } from "../store/redis/connection.js";
-import { APP_ID_PATTERN, APP_TYPES, type AppConfig } from "../token/app.js";
-import { CREDENTIAL_KINDS } from "../token/credential.js";
+import {
+  APP_ID_PATTERN,
+  APP_TYPES,
+  type AppConfig,
+  type AppType,
+  kindsOfType,
+} from "../token/app.js";
+import { CREDENTIAL_KINDS, type CredentialKind } from "../token/credential.js";
 import { DEFAULT_REFRESH_POLICY, type RefreshPolicy } from "../token/refresh-policy.js";
 import {
   type BrokerConfig,
@@ -396,6 +402,18 @@ function parseRefresh(r: ObjectReader): RefreshPolicy {
     slowRetryMs: r.number("slowRetryMs", d.slowRetryMs, 10, 3_600_000),
   };
   r.done();
+  // WeChat rotates a stable token only in its last 300 s; a call earlier returns the same token.
+  const earliest = (policy.stableMarginMs * (1 + policy.jitterRatio)) / 1000;
+  if (earliest > 300) {
+    report(
+      new ConfigError(
+        r.key("stableMarginSeconds"),
+        `with jitterRatio ${policy.jitterRatio} a stable-token refresh could start ${earliest} s before ` +
+          "expiry, before WeChat's last-300-s rotation window; keep stableMarginSeconds × (1 + jitterRatio) ≤ 300 " +
+          `(at most ${Math.floor(300 / (1 + policy.jitterRatio))} s with this jitterRatio)`,
+      ),
+    );
+  }
   if (policy.retryMaxMs < policy.retryInitialMs) {
     report(new ConfigError(r.key("retryMaxMs"), "must not be below retryInitialMs"));
   }
@@ -419,17 +437,37 @@ function parseApps(root: ObjectReader, environment: ConfigEnvironment): AppConfi
     }
     if (ids.has(id)) throw new ConfigError(a.key("id"), `duplicate app id '${id}'`);
     ids.add(id);
+    const type = a.oneOf("type", APP_TYPES, "official_account");
+    const kinds = parseAppKinds(a, type);
     const app: AppConfig = {
       id,
-      type: a.oneOf("type", APP_TYPES, "official_account"),
+      type,
       appid: a.string("appid"),
       secret: parseSecret(a, environment),
       tokenMode: a.oneOf("tokenMode", ["classic", "stable"] as const, "classic"),
       prefetch: a.boolean("prefetch", true),
+      ...(kinds ? { kinds } : {}),
     };
     a.done();
     return app;
   }
+}
+
+/** apps[].kinds: which of its type's kinds an app offers (tickets need the access token). */
+function parseAppKinds(a: ObjectReader, type: AppType): CredentialKind[] | undefined {
+  if (a.raw("kinds") === undefined) return undefined;
+  const offered = kindsOfType(type);
+  const kinds: CredentialKind[] = [];
+  a.array("kinds").forEach((v, j) => {
+    if (!offered.includes(v as CredentialKind)) {
+      report(new ConfigError(a.key(`kinds[${j}]`), `a ${type} offers ${offered.join(", ")}`));
+    } else if (!kinds.includes(v as CredentialKind)) kinds.push(v as CredentialKind);
+  });
+  if (!kinds.includes("access_token"))
+    report(
+      new ConfigError(a.key("kinds"), "must include access_token (tickets are fetched with it)"),
+    );
+  return kinds;
 }
 
 /** AppSecrets come from an env var or a file, never inline in the config. */

@@ -1,4 +1,8 @@
-import { InvalidArgumentError, UnknownAppError } from "../shared/errors.js";
+import {
+  FailedPreconditionError,
+  InvalidArgumentError,
+  UnknownAppError,
+} from "../shared/errors.js";
 import type { Secret } from "../shared/secret.js";
 import type { CredentialKind } from "./credential.js";
 import type { TokenMode } from "./refresh-policy.js";
@@ -21,6 +25,11 @@ export interface AppConfig {
   readonly tokenMode: TokenMode;
   /** Fetch the access token at start-up instead of on the first request. */
   readonly prefetch: boolean;
+  /**
+   * The kinds this app offers clients; default: every kind of its type. Not
+   * every official account has WeChat's card permission (48001 otherwise).
+   */
+  readonly kinds?: readonly CredentialKind[];
 }
 
 /** Which kinds each app type has: mini programs have no JS-SDK or card tickets. */
@@ -28,6 +37,11 @@ const KINDS_BY_TYPE: Readonly<Record<AppType, readonly CredentialKind[]>> = {
   official_account: ["access_token", "jsapi_ticket", "wx_card_ticket"],
   mini_program: ["access_token"],
 };
+
+/** The kinds an app of `type` can have at all. */
+export function kindsOfType(type: AppType): readonly CredentialKind[] {
+  return KINDS_BY_TYPE[type];
+}
 
 /** The configured apps, looked up by the broker's app id. */
 export class AppRegistry {
@@ -49,6 +63,12 @@ export class AppRegistry {
     if (!kinds.includes(kind)) {
       throw new InvalidArgumentError(
         `app '${appId}' is a ${app.type.replace("_", " ")}, which has no ${kind}; it has: ${kinds.join(", ")}`,
+      );
+    }
+    if (app.kinds && !app.kinds.includes(kind)) {
+      throw new FailedPreconditionError(
+        `app '${appId}' does not offer ${kind}: the broker's config lists only ${app.kinds.join(", ")} ` +
+          `in apps[].kinds. If the account has WeChat's permission for it, add ${kind} there`,
       );
     }
     return app;

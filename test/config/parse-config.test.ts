@@ -37,6 +37,21 @@ describe("parseConfig", () => {
     expect(Object.isFrozen(config.apps)).toBe(true);
   });
 
+  it("reads which kinds an app offers; without the key, every kind of its type", () => {
+    const config = parseConfig(
+      parse(`
+refresh: { stableMarginSeconds: 250, jitterRatio: 0.2 }
+apps:
+  - { id: shop, appid: wx1, secret: { env: SHOP_SECRET }, kinds: [access_token, jsapi_ticket] }
+  - { id: all, appid: wx2, secret: { env: SHOP_SECRET } }
+`),
+      environment,
+    );
+    expect(config.apps[0]?.kinds).toEqual(["access_token", "jsapi_ticket"]);
+    expect(config.apps[1]?.kinds).toBeUndefined();
+    expect(config.refresh.stableMarginMs).toBe(250_000);
+  });
+
   it("reads a full document", () => {
     const config = parseConfig(
       parse(`
@@ -76,6 +91,21 @@ apps:
       "stable margin ≥ 300 s",
       "refresh: { stableMarginSeconds: 300 }",
       /'refresh.stableMarginSeconds': expected a number from 1 to 299/,
+    ],
+    [
+      "stable margin that, with its jitter, starts before the last 300 s",
+      "refresh: { stableMarginSeconds: 260, jitterRatio: 0.2 }",
+      /'refresh.stableMarginSeconds': with jitterRatio 0.2 a stable-token refresh could start 312 s before expiry.*at most 250 s/,
+    ],
+    [
+      "a kind the app type does not have",
+      "apps: [{ id: a, type: mini_program, appid: wx, secret: { env: SHOP_SECRET }, kinds: [access_token, jsapi_ticket] }]",
+      /'apps\[0\].kinds\[1\]': a mini_program offers access_token/,
+    ],
+    [
+      "kinds without the access token",
+      "apps: [{ id: a, appid: wx, secret: { env: SHOP_SECRET }, kinds: [jsapi_ticket] }]",
+      /'apps\[0\].kinds': must include access_token/,
     ],
     [
       "inline secret",

@@ -92,6 +92,25 @@ describe("45009 on a force refresh (§12 C2)", () => {
   });
 });
 
+describe("apps[].kinds (not every official account has card permission)", () => {
+  it("a kind the app does not offer is FAILED_PRECONDITION saying how to enable it; WeChat is not called", async () => {
+    h = await startBrokerHarness([{ ...CLASSIC, kinds: ["access_token", "jsapi_ticket"] }], 1000, {
+      clock: new FakeClock(),
+    });
+    const tokens = createGrpcJsClient(TokenService, h.grpcAddress);
+    const err = await tokens
+      .getToken({ appId: "shop", kind: TokenKind.WX_CARD_TICKET })
+      .catch((e: unknown) => e);
+    expect(codeOf(err)).toBe(Code.FailedPrecondition);
+    expect(detailsOf(err)).toContain("does not offer wx_card_ticket");
+    expect(detailsOf(err)).toContain("add wx_card_ticket there");
+    expect(h.emulator.control.callCount(TICKET_PATH)).toBe(0);
+    expect(h.emulator.control.callCount("/cgi-bin/token")).toBe(0);
+    await tokens.getToken({ appId: "shop", kind: TokenKind.JSAPI_TICKET });
+    expect(h.emulator.control.callCount(TICKET_PATH)).toBe(1);
+  });
+});
+
 describe("the emulator's IP whitelist (40164) and getticket metering", () => {
   it("40164: FAILED_PRECONDITION naming the IP whitelist, one call to WeChat", async () => {
     const { harness, tokens } = await start();

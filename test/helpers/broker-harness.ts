@@ -15,6 +15,8 @@ export interface HarnessApp extends EmulatorApp {
   id: string;
   brokerType?: "official_account" | "mini_program";
   tokenMode?: "classic" | "stable";
+  /** apps[].kinds in the broker config (absent: every kind of the type). */
+  kinds?: string[];
 }
 
 /**
@@ -48,6 +50,7 @@ export async function startBrokerHarness(
           tokenMode: a.tokenMode ?? "classic",
           prefetch: false,
           secret: { env: `SECRET_${i}` },
+          ...(a.kinds ? { kinds: a.kinds } : {}),
         };
       }),
     },
