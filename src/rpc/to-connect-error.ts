@@ -10,6 +10,12 @@ import {
   UpstreamRejectedError,
   UpstreamUnavailableError,
 } from "../shared/errors.js";
+import { isStoreUnavailable } from "../store/store-unavailable.js";
+
+/** Redis down and nothing held that could answer: a known condition, not a bug. */
+const STORE_UNAVAILABLE_MESSAGE =
+  "the broker's shared store (Redis) is unreachable and this replica holds nothing that answers the request; " +
+  "retry with backoff or on another replica, and check the broker's Redis connection";
 
 /**
  * The one place where domain errors become gRPC status codes. Connect codes
@@ -21,6 +27,9 @@ export function toConnectError(err: unknown): ConnectError {
   if (err instanceof ConnectError) return err;
   if (err instanceof BrokerError)
     return new ConnectError(err.message, codeOf(err), undefined, undefined, err);
+  // The store's and the lock's outage errors (their text may name Redis internals: not sent).
+  if (isStoreUnavailable(err))
+    return new ConnectError(STORE_UNAVAILABLE_MESSAGE, Code.Unavailable, undefined, undefined, err);
   return new ConnectError(
     "internal error in the token broker; see its logs",
     Code.Internal,

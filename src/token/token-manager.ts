@@ -63,7 +63,7 @@ export interface TokenManagerOptions {
   lock?: RefreshLock;
   /** Where proactive refreshes are planned; a timer per credential by default. */
   dueQueue?: DueQueue;
-  /** How long to wait for another replica's refresh before trying its lock again. */
+  /** How long, in all, to wait for other replicas holding a credential's refresh lock. */
   lockWaitMs?: number;
   /** Quota, circuit breakers and retries around WeChat; a default set when absent. */
   guard?: UpstreamGuard;
@@ -207,7 +207,7 @@ export class TokenManager {
     const key = { appId, kind };
     const log = this.#o.logger.child({ app: appId, kind });
     for (let attempt = 0; attempt < 2; attempt++) {
-      const current = await this.#o.store.get(key);
+      const current = await this.#storedOrHeld(key);
       if (current) this.#remember(key, current);
       if (current?.value !== rejectedValue) {
         log.debug(
@@ -249,6 +249,20 @@ export class TokenManager {
     }
     const credential = await this.get(appId, kind, signal);
     return { credential, outcome: "already_replaced" };
+  }
+
+  /**
+   * The stored credential or, while the store is unreachable, what this
+   * replica holds: a report is then judged against this replica's copy, and a
+   * refresh runs degraded like GetToken's (see the refresher's outage policy).
+   */
+  async #storedOrHeld(key: CredentialKey): Promise<StoredCredential | undefined> {
+    try {
+      return await this.#o.store.get(key);
+    } catch (err) {
+      if (!isStoreUnavailable(err)) throw err;
+      return this.#l1.get(keyId(key));
+    }
   }
 
   /**
