@@ -25,7 +25,7 @@ export interface StoreBundle {
   /** Absent for the memory store: the token manager's single-node defaults apply. */
   readonly lock?: RefreshLock;
   readonly dueQueue?: DueQueue;
-  /** How long to wait for another replica's refresh before trying its lock. */
+  /** How long, in all, callers wait for other replicas holding a credential's refresh lock. */
   readonly lockWaitMs?: number;
   /** Daily upstream budgets, shared by all replicas when the store is. */
   readonly ledger: QuotaLedger;
@@ -114,8 +114,10 @@ export function createStore(
     lock,
     dueQueue,
     ledger,
-    // A holder that died mid-refresh leaves its lock until the lease runs out.
-    lockWaitMs: config.lockTtlMs + 5000,
+    // How long callers wait, in all, for a live holder's write (two leases and
+    // slack; the old three-round limit). A dead holder costs only what is left
+    // of its lease: waiters try the lock again as soon as it can have expired.
+    lockWaitMs: 2 * (config.lockTtlMs + 5000),
     ready: () => store.subscribed(),
     async close() {
       await dueQueue.close();

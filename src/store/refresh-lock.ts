@@ -14,7 +14,11 @@ export interface Lease {
 
 export type LockResult<T> =
   | { readonly acquired: true; readonly value: T }
-  | { readonly acquired: false };
+  /**
+   * Another holder has it. `leaseRemainingMs`: the longest its lease can
+   * still last unless extended (a dead holder's lock is free after that).
+   */
+  | { readonly acquired: false; readonly leaseRemainingMs: number };
 
 /**
  * The cluster-wide refresh lock of a credential. It is an efficiency lock:
@@ -25,7 +29,7 @@ export type LockResult<T> =
 export interface RefreshLock {
   /**
    * Runs `fn` while holding the lock of `key`, extending it as needed.
-   * Resolves `{acquired: false}` at once if another holder has it.
+   * Resolves `{acquired: false, leaseRemainingMs}` at once if another holder has it.
    */
   withLock<T>(key: CredentialKey, fn: (lease: Lease) => Promise<T>): Promise<LockResult<T>>;
   close(): Promise<void>;

@@ -3,6 +3,7 @@ import { createEmulator, type Emulator, type EmulatorOptions } from "../../src/e
 import { silentLogger } from "../../src/shared/logger.js";
 import { Secret } from "../../src/shared/secret.js";
 import { createStore, type StoreBundle } from "../../src/store/create-store.js";
+import type { RefreshLock } from "../../src/store/refresh-lock.js";
 import { type AppConfig, AppRegistry } from "../../src/token/app.js";
 import { DEFAULT_REFRESH_POLICY } from "../../src/token/refresh-policy.js";
 import { TokenManager } from "../../src/token/token-manager.js";
@@ -62,6 +63,8 @@ export async function startReplicas(
     apps?: readonly ReplicaApp[];
     /** Per request to the emulator (default 2000 ms). */
     upstreamTimeoutMs?: number;
+    /** Wraps replica i's refresh lock, e.g. to act in the moment a lock attempt fails. */
+    wrapLock?: (i: number, lock: RefreshLock) => RefreshLock;
     /** More emulator options (e.g. quota limits). */
     emulator?: Omit<EmulatorOptions, "clock" | "apps" | "tokenLifetimeSeconds">;
   } = {},
@@ -103,7 +106,9 @@ export async function startReplicas(
     const manager = new TokenManager({
       apps: new AppRegistry(apps),
       store: stores.store,
-      ...(stores.lock ? { lock: stores.lock } : {}),
+      ...(stores.lock
+        ? { lock: options.wrapLock ? options.wrapLock(i, stores.lock) : stores.lock }
+        : {}),
       ...(stores.dueQueue ? { dueQueue: stores.dueQueue } : {}),
       ...(stores.lockWaitMs ? { lockWaitMs: stores.lockWaitMs } : {}),
       client: createWechatClient({ baseUrl: url, timeoutMs: options.upstreamTimeoutMs ?? 2000 }),

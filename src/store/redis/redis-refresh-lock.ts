@@ -61,7 +61,8 @@ export class RedisRefreshLock implements RefreshLock {
       lock = await this.#redlock.acquire([keys.lock(key)], this.#ttlMs);
     } catch (err) {
       const failure = await classify(err);
-      if (failure.kind === "held") return { acquired: false };
+      if (failure.kind === "held")
+        return { acquired: false, leaseRemainingMs: await this.#leaseRemaining(key) };
       throw unreachable(
         `could not take the refresh lock of the ${describeKey(key)}`,
         failure.cause,
@@ -90,6 +91,17 @@ export class RedisRefreshLock implements RefreshLock {
   /** Refuses new leases; leases in progress run to their end. The client stays open. */
   async close(): Promise<void> {
     this.#closed = true;
+  }
+
+  /**
+   * How long the current holder's lease can still last (PTTL): a waiter can
+   * try again then instead of waiting a whole lease. If Redis cannot say,
+   * a whole lease.
+   */
+  async #leaseRemaining(key: CredentialKey): Promise<number> {
+    const ms = await this.o.client.pttl(this.o.keys.lock(key)).catch(() => -1);
+    if (ms === -2) return 0; // released meanwhile
+    return ms >= 0 ? Math.min(ms, this.#ttlMs) : this.#ttlMs;
   }
 
   async #release(key: CredentialKey, lock: Lock, lost: boolean): Promise<void> {
