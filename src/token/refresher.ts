@@ -13,6 +13,7 @@ import type { RefreshEvents } from "./refresh-events.js";
 import { isServable, type RefreshPolicy } from "./refresh-policy.js";
 import { SingleFlight } from "./single-flight.js";
 import { toBrokerError } from "./to-broker-error.js";
+import { watchWrites } from "./write-watch.js";
 
 /** WeChat keeps a replaced access token working this long (facts §1). */
 export const ROTATION_OVERLAP_MS = 300_000;
@@ -58,7 +59,11 @@ export interface RefresherOptions {
   logger: Logger;
   /** The cluster-wide refresh lock (LocalRefreshLock on a single node). */
   lock: RefreshLock;
-  /** How long to wait for another replica's refresh before trying the lock again. */
+  /**
+   * How long, in all, a caller waits for other replicas holding the lock of a
+   * credential before it gives up. A dead holder costs only what is left of
+   * its lease: the waiter tries the lock again as soon as that can have run out.
+   */
   lockWaitMs: number;
   /** Aborted when the broker shuts down: cancels fetches in flight. */
   signal: AbortSignal;
@@ -70,8 +75,8 @@ export interface RefresherOptions {
   events?: RefreshEvents;
 }
 
-/** Lock rounds before giving up on a replica that holds the lock but never writes. */
-const MAX_LOCK_ROUNDS = 3;
+/** Past a held lease's PTTL before trying the lock again: timer and round-trip slack. */
+const LEASE_MARGIN_MS = 50;
 
 /**
  * Runs refreshes: one at a time per credential (callers arriving meanwhile
@@ -170,28 +175,43 @@ export class Refresher {
   }
 
   async #refreshShared(r: RefreshRequest): Promise<RefreshOutcome> {
-    const { store } = this.o;
+    const { store, clock } = this.o;
+    const giveUpAt = clock.now() + this.o.lockWaitMs;
     let current = await store.get(r.key);
-    for (let attempt = 1; ; attempt++) {
+    for (;;) {
       if (!this.#preconditionHolds(r, current)) return skip(current);
-      const locked = await this.o.lock.withLock(r.key, async (lease) => {
-        // Re-read under the lock: another replica may have just refreshed.
-        const fresh = await store.get(r.key);
-        if (!this.#preconditionHolds(r, fresh)) return skip(fresh);
-        return this.#fetchAndWrite(r, fresh, lease);
-      });
-      if (locked.acquired) return locked.value;
-      if (attempt >= MAX_LOCK_ROUNDS) {
-        throw new UpstreamUnavailableError(
-          `another broker replica holds the refresh lock of the ${describeKey(r.key)} and has not finished; retry shortly`,
-        );
+      const known = current?.version ?? 0;
+      // Listen before trying the lock: the holder's write may land right after the attempt fails.
+      const watch = watchWrites(this.o, r.key, known);
+      try {
+        const locked = await this.o.lock.withLock(r.key, async (lease) => {
+          // Re-read under the lock: another replica may have just refreshed.
+          const fresh = await store.get(r.key);
+          if (!this.#preconditionHolds(r, fresh)) return skip(fresh);
+          return this.#fetchAndWrite(r, fresh, lease);
+        });
+        if (locked.acquired) return locked.value;
+        // Another replica is refreshing: take its result from the store instead
+        // of calling WeChat too. Re-read first: it may have written before we listened.
+        current = await store.get(r.key);
+        if ((current?.version ?? 0) > known) continue;
+        const leftMs = giveUpAt - clock.now();
+        if (leftMs <= 0) {
+          throw new UpstreamUnavailableError(
+            `another broker replica holds the refresh lock of the ${describeKey(r.key)} and has not finished; retry shortly`,
+          );
+        }
+        // Until its write, or until its lease can have run out (a dead holder).
+        const waitStarted = clock.now();
+        await watch.wait(Math.min(leftMs, locked.leaseRemainingMs + LEASE_MARGIN_MS));
+        if (this.o.signal.aborted) throw this.o.signal.reason;
+        current = await store.get(r.key);
+        const waitedMs = clock.now() - waitStarted;
+        const newer = (current?.version ?? 0) > known;
+        this.#emit((e) => e.lockWaited?.(r.key, waitedMs / 1000, newer));
+      } finally {
+        watch.close();
       }
-      // Another replica is refreshing: take its result from the store's
-      // notifications instead of calling WeChat too.
-      const waitStarted = this.o.clock.now();
-      current = await this.#waitForNewer(r.key, current?.version ?? 0);
-      const waitedMs = this.o.clock.now() - waitStarted;
-      this.#emit((e) => e.lockWaited?.(r.key, waitedMs / 1000, current?.version !== undefined));
     }
   }
 
@@ -215,27 +235,6 @@ export class Refresher {
       return false;
     }
     return true;
-  }
-
-  /** Resolves with what is stored once a version above `version` is written, or after the lock wait. */
-  #waitForNewer(key: CredentialKey, version: number): Promise<StoredCredential | undefined> {
-    const id = keyId(key);
-    return new Promise((resolve) => {
-      let done = false;
-      const finish = () => {
-        if (done) return;
-        done = true;
-        unsubscribe();
-        cancel();
-        this.o.signal.removeEventListener("abort", finish);
-        this.o.store.get(key).then(resolve, () => resolve(undefined));
-      };
-      const unsubscribe = this.o.store.subscribe((u) => {
-        if (keyId(u.key) === id && u.credential.version > version) finish();
-      });
-      const cancel = this.o.clock.schedule(finish, this.o.lockWaitMs);
-      this.o.signal.addEventListener("abort", finish, { once: true });
-    });
   }
 
   async #fetchAndWrite(
