@@ -86,6 +86,7 @@ export async function startBroker(config: BrokerConfig, deps: BrokerDeps): Promi
     budgets: {
       defaults: config.quota.budgets as EndpointBudgets,
       apps: config.quota.apps as Record<string, EndpointBudgets>,
+      scheduledReserve: config.quota.scheduledReserve,
     },
   });
   const breakers = new UpstreamBreakers({
@@ -116,6 +117,10 @@ export async function startBroker(config: BrokerConfig, deps: BrokerDeps): Promi
     ...(stores.lockWaitMs ? { lockWaitMs: stores.lockWaitMs } : {}),
     client,
     policy: config.refresh,
+    reportBudget: {
+      burst: config.invalidate.refreshBurst,
+      refillMs: config.invalidate.refreshRefillMs,
+    },
     logger: logger.child({ component: "tokens" }),
     clock,
     ...(deps.random ? { random: deps.random } : {}),

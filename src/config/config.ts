@@ -47,7 +47,11 @@ export interface BrokerConfig {
     readonly budgets: Readonly<Record<string, number | null>>;
     /** Per app id, replaces the budgets above (e.g. 9000 for a mini program's token). */
     readonly apps: Readonly<Record<string, Readonly<Record<string, number | null>>>>;
+    /** The share of each daily budget refreshes caused by InvalidateToken may not use. */
+    readonly scheduledReserve: number;
   };
+  /** Refreshes InvalidateToken reports may cause per credential: a burst, then one per refill. */
+  readonly invalidate: { readonly refreshBurst: number; readonly refreshRefillMs: number };
   readonly apps: readonly AppConfig[];
 }
 
@@ -69,6 +73,9 @@ export interface ClientConfig {
   readonly permissions: readonly Permission[];
   readonly ratePerSecond?: number;
   readonly burst?: number;
+  /** InvalidateToken's own rate limit, separate from GetToken's. */
+  readonly invalidateRatePerSecond?: number;
+  readonly invalidateBurst?: number;
   readonly maxWatchStreams?: number;
 }
 

@@ -1,4 +1,4 @@
-import { QUOTA_ENDPOINTS } from "../quota/index.js";
+import { DEFAULT_SCHEDULED_RESERVE, QUOTA_ENDPOINTS } from "../quota/index.js";
 import { PERMISSIONS, type SecurityPolicy, validateSecurityPolicy } from "../security/index.js";
 import { isLoopbackHost } from "../shared/loopback.js";
 import { Secret } from "../shared/secret.js";
@@ -12,6 +12,7 @@ import {
 } from "../token/app.js";
 import { CREDENTIAL_KINDS, type CredentialKind } from "../token/credential.js";
 import { DEFAULT_REFRESH_POLICY, type RefreshPolicy } from "../token/refresh-policy.js";
+import { DEFAULT_REPORT_BUDGET } from "../token/report-budget.js";
 import {
   type BrokerConfig,
   type ClientConfig,
@@ -53,6 +54,7 @@ function parseDocument(document: unknown, environment: ConfigEnvironment): Broke
   const metrics = root.object("metrics");
   const alerts = root.object("alerts");
   const quota = root.object("quota");
+  const invalidate = root.object("invalidate");
   const audit = root.object("audit");
 
   const config: BrokerConfig = {
@@ -86,8 +88,20 @@ function parseDocument(document: unknown, environment: ConfigEnvironment): Broke
     quota: {
       budgets: parseBudgets(quota.object("budgets")),
       apps: parseAppBudgets(quota.object("apps")),
+      // Below 1: reports always keep some share; 0.9 leaves them a tenth.
+      scheduledReserve: quota.number("scheduledReserve", DEFAULT_SCHEDULED_RESERVE, 0, 0.9),
     },
     apps: parseApps(root, environment),
+    invalidate: {
+      refreshBurst: invalidate.number("refreshBurst", DEFAULT_REPORT_BUDGET.burst, 1, 100),
+      refreshRefillMs:
+        invalidate.number(
+          "refreshRefillSeconds",
+          DEFAULT_REPORT_BUDGET.refillMs / 1000,
+          1,
+          86_400,
+        ) * 1000,
+    },
     security: parseSecurity(root.object("security"), environment),
     audit: { destination: parseAuditDestination(audit) },
   };
@@ -101,6 +115,7 @@ function parseDocument(document: unknown, environment: ConfigEnvironment): Broke
     metrics,
     alerts,
     quota,
+    invalidate,
     audit,
     root,
   ]) {
@@ -218,6 +233,8 @@ function parseSecurity(r: ObjectReader, environment: ConfigEnvironment): Securit
       permissions,
       ...optional("ratePerSecond", 0.01, 100_000),
       ...optional("burst", 1, 1_000_000),
+      ...optional("invalidateRatePerSecond", 0.01, 100_000),
+      ...optional("invalidateBurst", 1, 1_000_000),
       ...optional("maxWatchStreams", 1, 100_000),
     };
     c.done();

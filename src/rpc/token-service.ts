@@ -6,11 +6,15 @@ import { BrokerError } from "../shared/errors.js";
 import { fingerprint } from "../shared/fingerprint.js";
 import type { Logger } from "../shared/logger.js";
 import type { InvalidateOutcome as DomainOutcome, TokenManager } from "../token/token-manager.js";
-import { callerOf } from "./caller.js";
+import { callerOf, mayReadTokens } from "./caller.js";
 import { toConnectError } from "./to-connect-error.js";
 import { toTokenMessage } from "./token-message.js";
 import { TokenResponses } from "./token-responses.js";
-import { validateCredentialRequest, validateRejectedValue } from "./validate.js";
+import {
+  validateCredentialRequest,
+  validateRejectedValue,
+  validateReportErrcode,
+} from "./validate.js";
 
 export interface TokenServiceDeps {
   manager: TokenManager;
@@ -25,6 +29,7 @@ const OUTCOME: Readonly<Record<DomainOutcome, InvalidateOutcome>> = {
   already_replaced: InvalidateOutcome.ALREADY_REPLACED,
   joined_refresh: InvalidateOutcome.JOINED_REFRESH,
   confirmed_current: InvalidateOutcome.CONFIRMED_CURRENT,
+  rate_limited: InvalidateOutcome.RATE_LIMITED,
 };
 
 /**
@@ -67,28 +72,44 @@ export function createTokenService(deps: TokenServiceDeps): ServiceImpl<typeof T
       try {
         const key = validateCredentialRequest(req);
         const rejected = validateRejectedValue(req.rejectedValue);
+        const errcode = validateReportErrcode(req.errcode);
+        const client = callerOf(ctx);
+        // A client that may only report gets no value, and its report fetches
+        // nothing the broker does not hold already.
+        const canRead = mayReadTokens(ctx);
         const result = await manager.invalidate(
           key.appId,
           key.kind,
           rejected,
-          req.errcode,
+          errcode,
           ctx.signal,
+          {
+            reporter: client,
+            coldFetch: canRead,
+          },
         );
         deps.audit?.info(
           {
             event: "invalidate",
-            client: callerOf(ctx),
+            client,
             address: ctx.values.get(peerKey)?.address,
             app: key.appId,
             kind: key.kind,
-            errcode: req.errcode,
+            errcode,
             rejected: fingerprint(rejected),
             outcome: result.outcome,
           },
           "InvalidateToken",
         );
+        const token = toTokenMessage(
+          key,
+          result.credential,
+          clock.now(),
+          false,
+        );
+        if (!canRead) token.value = "";
         return {
-          token: toTokenMessage(key, result.credential, clock.now()),
+          token,
           refreshed: result.outcome === "refreshed",
           outcome: OUTCOME[result.outcome],
         };

@@ -6,6 +6,7 @@ import type { Lease, RefreshLock } from "../store/refresh-lock.js";
 import { isStoreUnavailable } from "../store/store-unavailable.js";
 import type { CredentialUpdate, TokenStore } from "../store/token-store.js";
 import { UpstreamError } from "../upstream/upstream-error.js";
+import { ReportShareUsedError } from "../upstream/upstream-guard.js";
 import type { AppConfig } from "./app.js";
 import { type CredentialKey, describeKey, keyId, type StoredCredential } from "./credential.js";
 import type { CredentialFetcher } from "./credential-fetcher.js";
@@ -49,6 +50,8 @@ export interface RefreshOutcome {
   readonly fetched: boolean;
   /** A new value was written. */
   readonly changed: boolean;
+  /** A report's refresh was not called: reports used their share of the daily budget. */
+  readonly declined?: boolean;
 }
 
 export interface RefresherOptions {
@@ -257,10 +260,19 @@ export class Refresher {
         AbortSignal.any([this.o.signal, lease.signal]),
         r.reason !== "scheduled",
         r.force === true,
+        r.reason === "invalidate" ? "report" : "any",
       );
       // A lost lease means another replica may be refreshing: do not write.
       if (lease.signal.aborted) throw lease.signal.reason;
     } catch (err) {
+      // Not a failure of WeChat or of the credential: nothing to hold or alert on.
+      if (err instanceof ReportShareUsedError) {
+        log.warn(
+          { detail: err.detail },
+          "report not acted on: the reports' share of the quota is used",
+        );
+        return { credential: current, fetched: false, changed: false, declined: true };
+      }
       const error = toBrokerError(err, r.key);
       const upstream = err instanceof UpstreamError ? err : undefined;
       const slow =

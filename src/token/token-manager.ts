@@ -28,6 +28,7 @@ import { foreignRefreshEvidence, type RefreshEvents } from "./refresh-events.js"
 import { isServable, type RefreshPolicy, retryDelayMs } from "./refresh-policy.js";
 import { RefreshSchedule, versionJitter } from "./refresh-schedule.js";
 import { Refresher, type RefreshOutcome } from "./refresher.js";
+import { DEFAULT_REPORT_BUDGET, ReportBudget, type ReportBudgetOptions } from "./report-budget.js";
 import { resyncWithStore } from "./store-resync.js";
 import { WatchHub } from "./watch-hub.js";
 
@@ -35,11 +36,22 @@ export type InvalidateOutcome =
   | "refreshed"
   | "already_replaced"
   | "joined_refresh"
-  | "confirmed_current";
+  | "confirmed_current"
+  | "rate_limited";
 
 export interface InvalidateResult {
   readonly credential: StoredCredential;
   readonly outcome: InvalidateOutcome;
+}
+
+export interface InvalidateOptions {
+  /** Who reported (a client id), named in logs and the foreign-fetcher alert. */
+  readonly reporter?: string;
+  /**
+   * false: never fetch a credential the broker does not hold (the reporter
+   * may not read tokens); with nothing stored the report fails instead.
+   */
+  readonly coldFetch?: boolean;
 }
 
 export interface WatchEvent {
@@ -69,6 +81,8 @@ export interface TokenManagerOptions {
   guard?: UpstreamGuard;
   /** Observers for metrics and alerts. */
   events?: RefreshEvents;
+  /** Refreshes reports may cause per credential (DEFAULT_REPORT_BUDGET when absent). */
+  reportBudget?: ReportBudgetOptions;
 }
 
 /**
@@ -80,6 +94,7 @@ export interface TokenManagerOptions {
  */
 export class TokenManager {
   readonly #o: Required<Omit<TokenManagerOptions, "events">> & Pick<TokenManagerOptions, "events">;
+  readonly #reportBudget: ReportBudget;
   /** Breakers this manager made itself (no guard given), closed with it. */
   #ownBreakers: UpstreamBreakers | undefined;
   readonly #l1 = new Map<string, StoredCredential>();
@@ -101,6 +116,7 @@ export class TokenManager {
       lock: new LocalRefreshLock(),
       dueQueue: new LocalDueQueue(clock),
       lockWaitMs: 35_000,
+      reportBudget: DEFAULT_REPORT_BUDGET,
       ...options,
       guard: options.guard ?? this.#defaultGuard(clock, options.logger),
     };
@@ -109,12 +125,15 @@ export class TokenManager {
       {
         getAccessToken: (appId, signal) => this.get(appId, "access_token", signal),
         reportRejectedAccessToken: async (appId, value, errcode, signal) => {
-          await this.invalidate(appId, "access_token", value, errcode, signal);
+          await this.invalidate(appId, "access_token", value, errcode, signal, {
+            reporter: "broker (ticket fetch)",
+          });
         },
         knownValues: (appId) => this.knownValues(appId),
       },
       this.#o.guard,
     );
+    this.#reportBudget = new ReportBudget(this.#o.reportBudget, clock);
     this.#refresher = new Refresher({
       store: options.store,
       fetcher,
@@ -202,10 +221,12 @@ export class TokenManager {
     rejectedValue: string,
     errcode: number,
     signal: AbortSignal,
+    options: InvalidateOptions = {},
   ): Promise<InvalidateResult> {
     const app = this.#o.apps.resolve(appId, kind);
     const key = { appId, kind };
-    const log = this.#o.logger.child({ app: appId, kind });
+    const log = this.#o.logger.child({ app: appId, kind, reporter: options.reporter });
+    const coldFetch = options.coldFetch ?? true;
     for (let attempt = 0; attempt < 2; attempt++) {
       const current = await this.#storedOrHeld(key);
       if (current) this.#remember(key, current);
@@ -215,8 +236,25 @@ export class TokenManager {
           "reported value is not current; nothing to do",
         );
         return {
-          credential: await this.#currentOrFetch(app, key, current, signal),
+          credential: await this.#currentOrFetch(app, key, current, signal, coldFetch),
           outcome: "already_replaced",
+        };
+      }
+      // Joining a refresh in flight costs nothing; starting one takes from the budget.
+      const waitMs = this.#refresher.isRunning(key) ? 0 : this.#reportBudget.take(keyId(key));
+      if (waitMs > 0) {
+        log.warn(
+          {
+            errcode,
+            rejected: fingerprint(rejectedValue),
+            version: current.version,
+            retryInMs: waitMs,
+          },
+          "report not acted on: reports have caused as many refreshes of this credential as allowed for now",
+        );
+        return {
+          credential: await this.#currentOrFetch(app, key, current, signal, coldFetch),
+          outcome: "rate_limited",
         };
       }
       const { promise, started } = this.#refresher.run({
@@ -229,10 +267,17 @@ export class TokenManager {
       // Read your writes: the store's notification of this write may come later.
       if (result.credential) this.#remember(key, result.credential);
       const outcome = invalidateOutcome(result, started);
-      if (outcome === "refreshed") this.#checkForeignRefresh(key, current, errcode);
+      if (outcome === "refreshed")
+        this.#checkForeignRefresh(key, current, errcode, options.reporter);
       // A joined run that had a different precondition may not have looked at
       // this value; if it is still current, go round once more and start our own.
-      if (!started && !result.fetched && result.credential?.value === rejectedValue) continue;
+      if (
+        !started &&
+        !result.fetched &&
+        !result.declined &&
+        result.credential?.value === rejectedValue
+      )
+        continue;
       log.info(
         {
           errcode,
@@ -243,11 +288,13 @@ export class TokenManager {
         "credential reported invalid",
       );
       return {
-        credential: await this.#currentOrFetch(app, key, result.credential, signal),
+        credential: await this.#currentOrFetch(app, key, result.credential, signal, coldFetch),
         outcome,
       };
     }
-    const credential = await this.get(appId, kind, signal);
+    const credential = coldFetch
+      ? await this.get(appId, kind, signal)
+      : await this.#currentOrFetch(app, key, this.#l1.get(keyId(key)), signal, false);
     return { credential, outcome: "already_replaced" };
   }
 
@@ -433,14 +480,26 @@ export class TokenManager {
     key: CredentialKey,
     known: StoredCredential | undefined,
     signal: AbortSignal,
+    coldFetch = true,
   ): Promise<StoredCredential> {
     if (known && known.expiresAt > this.#o.clock.now()) return known;
-    return this.#getSlow(app, key, signal);
+    if (coldFetch) return this.#getSlow(app, key, signal);
+    // The reporter may not read tokens: a fetch would be for nobody it serves.
+    if (known) return known;
+    throw new FailedPreconditionError(
+      `the broker holds no ${describeKey(key)}, so there is nothing to invalidate; ` +
+        "it is fetched when a client that may read it (get or watch) asks for it",
+    );
   }
 
-  #checkForeignRefresh(key: CredentialKey, rejected: StoredCredential, errcode: number): void {
+  #checkForeignRefresh(
+    key: CredentialKey,
+    rejected: StoredCredential,
+    errcode: number,
+    reporter: string | undefined,
+  ): void {
     const { clock, policy, logger, events } = this.#o;
-    const evidence = foreignRefreshEvidence(
+    let evidence = foreignRefreshEvidence(
       key.kind,
       rejected,
       errcode,
@@ -448,6 +507,7 @@ export class TokenManager {
       policy.marginMs,
     );
     if (!evidence) return;
+    if (reporter !== undefined) evidence = { ...evidence, reportedBy: reporter };
     logger.error(
       { app: key.appId, ...evidence },
       "token rejected long before expiry: another party is fetching tokens for this appid",
@@ -499,6 +559,7 @@ export class TokenManager {
 }
 
 function invalidateOutcome(result: RefreshOutcome, started: boolean): InvalidateOutcome {
+  if (result.declined) return "rate_limited";
   if (!result.fetched) return "already_replaced";
   if (!started) return "joined_refresh";
   return result.changed ? "refreshed" : "confirmed_current";

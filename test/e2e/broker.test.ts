@@ -81,7 +81,9 @@ const callers: Record<string, () => Caller> = {
 };
 
 beforeAll(async () => {
-  h = await startBrokerHarness(APPS);
+  // Every transport below reports the demo token on one broker in real time:
+  // more report-driven refreshes than the default burst of 3 per credential.
+  h = await startBrokerHarness(APPS, undefined, { config: { invalidate: { refreshBurst: 100 } } });
   h.emulator.control.resetSecret("wx00000000000000b1", "rotated-in-the-console");
   h.emulator.control.setDailyLimit("wx00000000000000q1", "/cgi-bin/token", 0);
   h.emulator.control.injectFault({
