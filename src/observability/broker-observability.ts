@@ -133,8 +133,10 @@ export function createObservability(o: {
           severity: "critical",
           summary:
             `WeChat rejected app '${key.appId}''s current access token ${evidence.remainingSeconds} s before it ` +
-            "was due to expire: something else is fetching tokens for this appid (an old deployment, a tool?). " +
-            "Find it and point it at the broker, or switch the app to tokenMode: stable.",
+            `was due to expire${evidence.reportedBy === undefined ? "" : ` (reported by client '${evidence.reportedBy}')`}: ` +
+            "something else is fetching tokens for this appid (an old deployment, a tool?). " +
+            "Find it and point it at the broker, or switch the app to tokenMode: stable. " +
+            "If WeChat did not reject it, the reporting client is misusing InvalidateToken.",
           details: { ...evidence },
         },
       );

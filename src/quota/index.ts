@@ -10,7 +10,9 @@ export { QuotaKeys } from "./quota-keys.js";
 export {
   type Budget,
   BudgetTable,
+  CLEAR_QUOTA_GAP_MS,
   DEFAULT_BUDGETS,
+  DEFAULT_SCHEDULED_RESERVE,
   type EndpointBudgets,
   FORCE_REFRESH_GAP_MS,
   isQuotaEndpoint,
@@ -19,6 +21,7 @@ export {
   type QuotaDecision,
   type QuotaEndpoint,
   type QuotaLedger,
+  type QuotaPurpose,
   type QuotaRefusal,
   type QuotaUsage,
 } from "./quota-ledger.js";

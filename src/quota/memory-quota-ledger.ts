@@ -2,15 +2,20 @@ import { type Clock, systemClock } from "../shared/clock.js";
 import { chinaDayStart, DAY_MS, nextChinaDay } from "./china-day.js";
 import {
   BudgetTable,
+  CLEAR_QUOTA_GAP_MS,
   checkApp,
   checkNow,
   FORCE_REFRESH_GAP_MS,
+  GAPPED,
+  NOT_CLEARED,
   QUOTA_ENDPOINTS,
   type QuotaBudgets,
   type QuotaDecision,
   type QuotaEndpoint,
   type QuotaLedger,
+  type QuotaPurpose,
   type QuotaUsage,
+  refusalOf,
   reportedBudget,
 } from "./quota-ledger.js";
 
@@ -20,6 +25,8 @@ export interface MemoryQuotaLedgerOptions {
   clock?: Clock;
   /** Minimum gap between allowed force refreshes (default 30 s). */
   forceGapMs?: number;
+  /** Minimum gap between allowed quota clears (default 10 min). */
+  clearGapMs?: number;
 }
 
 interface AppState {
@@ -27,8 +34,8 @@ interface AppState {
   counts: Map<number, Map<QuotaEndpoint, number>>;
   /** Endpoint → epoch ms the 45009 block ends. */
   blocks: Map<QuotaEndpoint, number>;
-  /** When the last allowed force refresh was taken. */
-  lastForce?: number;
+  /** When the last allowed call of each gapped endpoint (force refresh, clear) was taken. */
+  last: Map<QuotaEndpoint, number>;
 }
 
 /**
@@ -38,27 +45,34 @@ interface AppState {
 export class MemoryQuotaLedger implements QuotaLedger {
   readonly #budgets: BudgetTable;
   readonly #clock: Clock;
-  readonly #forceGapMs: number;
+  readonly #gapMs: ReadonlyMap<QuotaEndpoint, number>;
   readonly #apps = new Map<string, AppState>();
   #closed = false;
 
   constructor(o: MemoryQuotaLedgerOptions = {}) {
     this.#budgets = new BudgetTable(o.budgets);
     this.#clock = o.clock ?? systemClock;
-    this.#forceGapMs = o.forceGapMs ?? FORCE_REFRESH_GAP_MS;
+    this.#gapMs = new Map<QuotaEndpoint, number>([
+      ["force_refresh", o.forceGapMs ?? FORCE_REFRESH_GAP_MS],
+      ["clear_quota", o.clearGapMs ?? CLEAR_QUOTA_GAP_MS],
+    ]);
   }
 
   async take(
     app: string,
     endpoint: QuotaEndpoint,
     now = this.#clock.now(),
+    purpose: QuotaPurpose = "any",
   ): Promise<QuotaDecision> {
     const state = this.#state(app, now);
     const counts = todays(state, now);
-    const budget = this.#budgets.budget(app, endpoint);
+    const budget = this.#budgets.effective(app, endpoint, purpose);
     const used = counts.get(endpoint) ?? 0;
     const reported = reportedBudget(budget);
     const force = endpoint === "force_refresh";
+    const gapRefusal = GAPPED[endpoint];
+    const gapMs = this.#gapMs.get(endpoint) ?? 0;
+    const last = state.last.get(endpoint);
 
     const blockedUntil = state.blocks.get(endpoint);
     if (blockedUntil !== undefined && blockedUntil > now)
@@ -66,22 +80,22 @@ export class MemoryQuotaLedger implements QuotaLedger {
     if (budget !== null && used >= budget)
       return {
         allowed: false,
-        reason: force ? "force_daily" : "budget",
+        reason: force ? "force_daily" : refusalOf(used, this.#budgets.budget(app, endpoint)),
         used,
         budget: reported,
         retryAt: nextChinaDay(now),
       };
-    if (force && state.lastForce !== undefined && now < state.lastForce + this.#forceGapMs)
+    if (gapRefusal && last !== undefined && now < last + gapMs)
       return {
         allowed: false,
-        reason: "force_gap",
+        reason: gapRefusal,
         used,
         budget: reported,
-        retryAt: state.lastForce + this.#forceGapMs,
+        retryAt: last + gapMs,
       };
 
     counts.set(endpoint, used + 1);
-    if (force) state.lastForce = now;
+    if (gapRefusal) state.last.set(endpoint, now);
     return { allowed: true, used: used + 1, budget: reported };
   }
 
@@ -107,7 +121,9 @@ export class MemoryQuotaLedger implements QuotaLedger {
 
   async reset(app: string, now = this.#clock.now()): Promise<void> {
     const state = this.#state(app, now);
-    state.counts.delete(chinaDayStart(now));
+    const counts = state.counts.get(chinaDayStart(now));
+    for (const endpoint of QUOTA_ENDPOINTS)
+      if (!NOT_CLEARED.has(endpoint)) counts?.delete(endpoint);
     state.blocks.clear();
   }
 
@@ -121,7 +137,7 @@ export class MemoryQuotaLedger implements QuotaLedger {
     checkNow(now);
     let state = this.#apps.get(app);
     if (!state) {
-      state = { counts: new Map(), blocks: new Map() };
+      state = { counts: new Map(), blocks: new Map(), last: new Map() };
       this.#apps.set(app, state);
     }
     return state;

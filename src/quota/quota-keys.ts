@@ -7,6 +7,7 @@ const SEGMENT: Readonly<Record<QuotaEndpoint, string>> = {
   "/cgi-bin/stable_token": "stable_token",
   "/cgi-bin/ticket/getticket": "getticket",
   force_refresh: "force_refresh",
+  clear_quota: "clear_quota",
 };
 
 /**
@@ -32,6 +33,11 @@ export class QuotaKeys {
   /** String: epoch ms of the last allowed force refresh. */
   lastForce(app: string): string {
     return `${this.#app(app)}:force:last`;
+  }
+
+  /** String: epoch ms of the last allowed quota clear. */
+  lastClear(app: string): string {
+    return `${this.#app(app)}:clear:last`;
   }
 
   #app(app: string): string {

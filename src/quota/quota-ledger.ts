@@ -16,6 +16,7 @@ export const QUOTA_ENDPOINTS = [
   "/cgi-bin/stable_token",
   "/cgi-bin/ticket/getticket",
   "force_refresh",
+  "clear_quota",
 ] as const;
 
 /**
@@ -26,7 +27,20 @@ export const QUOTA_ENDPOINTS = [
  */
 export type QuotaEndpoint = (typeof QUOTA_ENDPOINTS)[number];
 
-export type QuotaRefusal = "budget" | "blocked" | "force_gap" | "force_daily";
+/**
+ * Who asks for a call: "report" for refreshes caused by InvalidateToken, which
+ * may not use the share of the budget kept for scheduled refreshes.
+ */
+export type QuotaPurpose = "any" | "report";
+
+/** "reserved": a report's share is used; the rest of the budget is kept for scheduled refreshes. */
+export type QuotaRefusal =
+  | "budget"
+  | "blocked"
+  | "force_gap"
+  | "force_daily"
+  | "clear_gap"
+  | "reserved";
 
 export interface QuotaDecision {
   allowed: boolean;
@@ -51,12 +65,17 @@ export interface QuotaUsage {
 
 export interface QuotaLedger {
   /** Atomically checks the budget and the 45009 block, and if allowed counts one call. */
-  take(app: string, endpoint: QuotaEndpoint, now: number): Promise<QuotaDecision>;
+  take(
+    app: string,
+    endpoint: QuotaEndpoint,
+    now: number,
+    purpose?: QuotaPurpose,
+  ): Promise<QuotaDecision>;
   /** WeChat said 45009 for this endpoint: block it until the next China day (00:00 UTC+8). */
   blockUntilReset(app: string, endpoint: QuotaEndpoint, now: number): Promise<void>;
   /** Usage for status/metrics: today's count, budget, blocked-until, for every endpoint. */
   usage(app: string, now: number): Promise<QuotaUsage[]>;
-  /** After an audited quota clear: zero today's counters and lift blocks for the app. */
+  /** After an audited quota clear: zero today's counters (not clear_quota's own) and lift blocks for the app. */
   reset(app: string, now: number): Promise<void>;
   close(): Promise<void>;
 }
@@ -70,6 +89,12 @@ export interface QuotaBudgets {
   defaults?: EndpointBudgets;
   /** Per app id, replaces the default per endpoint. */
   apps?: Readonly<Record<string, EndpointBudgets>>;
+  /**
+   * The share of each metered endpoint's daily budget that refreshes caused
+   * by reports (InvalidateToken) may not use, kept for scheduled refreshes
+   * (default 0.2).
+   */
+  scheduledReserve?: number;
 }
 
 /**
@@ -83,10 +108,30 @@ export const DEFAULT_BUDGETS: Readonly<Record<QuotaEndpoint, Budget>> = {
   "/cgi-bin/stable_token": 400_000,
   "/cgi-bin/ticket/getticket": 1000,
   force_refresh: 20,
+  // WeChat allows 10 clears a month, console clears included: a few a day at most.
+  clear_quota: 3,
 };
 
 /** Consecutive allowed force refreshes must be at least this far apart (WeChat: 30 s). */
 export const FORCE_REFRESH_GAP_MS = 30_000;
+
+/**
+ * Consecutive allowed quota clears must be at least this far apart: a clear
+ * zeroes every counter, so a second one minutes later only burns one of the
+ * month's 10.
+ */
+export const CLEAR_QUOTA_GAP_MS = 10 * 60_000;
+
+export const DEFAULT_SCHEDULED_RESERVE = 0.2;
+
+/** Endpoints with a minimum gap between allowed calls, and the refusal a gap gives. */
+export const GAPPED: Partial<Record<QuotaEndpoint, "force_gap" | "clear_gap">> = {
+  force_refresh: "force_gap",
+  clear_quota: "clear_gap",
+};
+
+/** Endpoints a quota clear does not zero: clear_quota counts the clears themselves. */
+export const NOT_CLEARED: ReadonlySet<QuotaEndpoint> = new Set(["clear_quota"]);
 
 /** Resolves budgets: per-app override, then configured default, then DEFAULT_BUDGETS. */
 export class BudgetTable {
@@ -95,7 +140,22 @@ export class BudgetTable {
   constructor(budgets: QuotaBudgets = {}) {
     checkTable("defaults", budgets.defaults);
     for (const [app, table] of Object.entries(budgets.apps ?? {})) checkTable(`apps.${app}`, table);
+    const reserve = budgets.scheduledReserve;
+    if (reserve !== undefined && !(reserve >= 0 && reserve < 1))
+      throw new TypeError("quota scheduledReserve: expected a share from 0 to below 1");
     this.#budgets = budgets;
+  }
+
+  /**
+   * The budget that applies to a call: reports may use all but the reserved
+   * share of a WeChat endpoint's budget (force refreshes and clears are
+   * operators' calls, not reports).
+   */
+  effective(app: string, endpoint: QuotaEndpoint, purpose: QuotaPurpose = "any"): Budget {
+    const budget = this.budget(app, endpoint);
+    if (purpose === "any" || budget === null || GAPPED[endpoint]) return budget;
+    const reserve = this.#budgets.scheduledReserve ?? DEFAULT_SCHEDULED_RESERVE;
+    return Math.floor(budget * (1 - reserve));
   }
 
   /** The daily budget of `endpoint` for `app`; `null` when unmetered. */
@@ -121,6 +181,11 @@ function checkTable(where: string, table: EndpointBudgets | undefined): void {
 
 export function isQuotaEndpoint(s: string): s is QuotaEndpoint {
   return (QUOTA_ENDPOINTS as readonly string[]).includes(s);
+}
+
+/** Why a spent budget refused a call: the reports' share, while the whole budget is not spent. */
+export function refusalOf(used: number, full: Budget): "budget" | "reserved" {
+  return full === null || used < full ? "reserved" : "budget";
 }
 
 /** `null` (unmetered) as it appears in decisions and usage. */

@@ -8,15 +8,21 @@ import { nextChinaDay } from "./china-day.js";
 import { QuotaKeys } from "./quota-keys.js";
 import {
   BudgetTable,
+  CLEAR_QUOTA_GAP_MS,
   checkApp,
   checkNow,
   FORCE_REFRESH_GAP_MS,
+  GAPPED,
+  NOT_CLEARED,
   QUOTA_ENDPOINTS,
   type QuotaBudgets,
   type QuotaDecision,
   type QuotaEndpoint,
   type QuotaLedger,
+  type QuotaPurpose,
+  type QuotaRefusal,
   type QuotaUsage,
+  refusalOf,
   reportedBudget,
 } from "./quota-ledger.js";
 
@@ -34,8 +40,8 @@ declare module "ioredis" {
   }
 }
 
-/** take-quota-3.lua's reasons; a spent force-refresh budget is reported as "force_daily". */
-const REFUSAL = { blocked: "blocked", budget: "budget", gap: "force_gap" } as const;
+/** take-quota-3.lua's reasons other than a spent budget and a gap (see take). */
+const REFUSAL = { blocked: "blocked", budget: "budget", gap: "gap" } as const;
 
 /** Counters and blocks outlive their day by this much (clock skew between broker and Redis). */
 const KEEP_AFTER_DAY_MS = 60 * 60 * 1000;
@@ -49,6 +55,8 @@ export interface RedisQuotaLedgerOptions {
   clock?: Clock;
   /** Minimum gap between allowed force refreshes (default 30 s). */
   forceGapMs?: number;
+  /** Minimum gap between allowed quota clears (default 10 min). */
+  clearGapMs?: number;
   /** Whether close() closes `client` (default true); false when it is shared. */
   ownsClient?: boolean;
 }
@@ -67,6 +75,7 @@ export class RedisQuotaLedger implements QuotaLedger {
   readonly #budgets: BudgetTable;
   readonly #clock: Clock;
   readonly #forceGapMs: number;
+  readonly #clearGapMs: number;
   readonly #ownsClient: boolean;
   #closing: Promise<void> | undefined;
 
@@ -76,6 +85,7 @@ export class RedisQuotaLedger implements QuotaLedger {
     this.#budgets = new BudgetTable(o.budgets);
     this.#clock = o.clock ?? systemClock;
     this.#forceGapMs = o.forceGapMs ?? FORCE_REFRESH_GAP_MS;
+    this.#clearGapMs = o.clearGapMs ?? CLEAR_QUOTA_GAP_MS;
     this.#ownsClient = o.ownsClient ?? true;
     registerScripts(this.#client);
   }
@@ -84,21 +94,27 @@ export class RedisQuotaLedger implements QuotaLedger {
     app: string,
     endpoint: QuotaEndpoint,
     now = this.#clock.now(),
+    purpose: QuotaPurpose = "any",
   ): Promise<QuotaDecision> {
     this.#check(app, now);
-    const budget = this.#budgets.budget(app, endpoint);
+    const budget = this.#budgets.effective(app, endpoint, purpose);
     const dayEnd = nextChinaDay(now);
-    const force = endpoint === "force_refresh";
+    const gapMs =
+      endpoint === "force_refresh"
+        ? this.#forceGapMs
+        : endpoint === "clear_quota"
+          ? this.#clearGapMs
+          : 0;
     const reply = await this.#command("take", () =>
       this.#client.takeQuota(
         this.#keys.count(app, endpoint, now),
         this.#keys.block(app, endpoint),
-        this.#keys.lastForce(app),
+        endpoint === "clear_quota" ? this.#keys.lastClear(app) : this.#keys.lastForce(app),
         String(now),
         String(budget ?? -1),
         String(dayEnd),
         String(dayEnd - now + KEEP_AFTER_DAY_MS),
-        String(force ? this.#forceGapMs : 0),
+        String(gapMs),
       ),
     );
     const [allowed, reason, used, retryAt] = Array.isArray(reply) ? reply : [];
@@ -110,11 +126,24 @@ export class RedisQuotaLedger implements QuotaLedger {
     if (!refusal) throw new Error("take-quota-3.lua returned an unexpected reason");
     return {
       allowed: false,
-      reason: force && refusal === "budget" ? "force_daily" : refusal,
+      reason: this.#refusal(refusal, app, endpoint, used),
       used,
       budget: reported,
       retryAt,
     };
+  }
+
+  /** The script's reason in the ledger's words: which gap, and whose share of a spent budget. */
+  #refusal(
+    reason: (typeof REFUSAL)[keyof typeof REFUSAL],
+    app: string,
+    endpoint: QuotaEndpoint,
+    used: number,
+  ): QuotaRefusal {
+    if (reason === "blocked") return "blocked";
+    if (reason === "gap") return GAPPED[endpoint] ?? "force_gap";
+    if (endpoint === "force_refresh") return "force_daily";
+    return refusalOf(used, this.#budgets.budget(app, endpoint));
   }
 
   async blockUntilReset(
@@ -153,7 +182,7 @@ export class RedisQuotaLedger implements QuotaLedger {
 
   async reset(app: string, now = this.#clock.now()): Promise<void> {
     this.#check(app, now);
-    const keys = QUOTA_ENDPOINTS.flatMap((e) => [
+    const keys = QUOTA_ENDPOINTS.filter((e) => !NOT_CLEARED.has(e)).flatMap((e) => [
       this.#keys.count(app, e, now),
       this.#keys.block(app, e),
     ]);

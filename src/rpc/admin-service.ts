@@ -10,7 +10,7 @@ import {
 } from "../../gen/tokenbroker/v1/admin_service_pb.js";
 import { TokenKind } from "../../gen/tokenbroker/v1/token_service_pb.js";
 import type { ActiveAlert } from "../observability/alerts.js";
-import type { QuotaLedger } from "../quota/index.js";
+import { CLEAR_QUOTA_GAP_MS, type QuotaLedger } from "../quota/index.js";
 import { auditedText } from "../security/audit-values.js";
 import { peerKey } from "../server/index.js";
 import type { Clock } from "../shared/clock.js";
@@ -169,6 +169,19 @@ export function createAdminService(d: AdminServiceDeps): ServiceImpl<typeof Admi
       const reason = requireReason(req.reason);
       return audited("clear_quota", appId, reason, ctx, async () => {
         const app = d.apps.resolve(appId, "access_token");
+        // WeChat allows 10 clears a month: one mistaken loop must not use them all.
+        const decision = await d.ledger.take(appId, "clear_quota", d.clock.now());
+        if (!decision.allowed) {
+          const when = decision.retryAt ? new Date(decision.retryAt).toISOString() : "later";
+          throw new QuotaExhaustedError(
+            decision.reason === "clear_gap"
+              ? `quota clear of app '${appId}' refused: the last clear was less than ${CLEAR_QUOTA_GAP_MS / 60_000} minutes ago ` +
+                  `and zeroed every counter; each clear uses one of WeChat's 10 a month. Retry at ${when} if calls are still refused`
+              : `quota clear of app '${appId}' refused: this broker allows ${decision.budget} clears a day ` +
+                  `(quota.budgets.clear_quota) and they are used; WeChat allows 10 a month. Retry at ${when}`,
+            0, // the broker's own limit, not a WeChat errcode
+          );
+        }
         try {
           await d.client.clearQuota({ appid: app.appid, secret: app.secret.reveal() }, ctx.signal);
         } catch (err) {

@@ -40,3 +40,20 @@ export function validateRejectedValue(value: string): string {
   }
   return value;
 }
+
+/**
+ * The errcodes that mean a credential is stale (facts §10): 40001 invalid or
+ * not latest, 42001 expired, 40014 invalid; 0 means not given. A new token
+ * fixes none of the others, so a report of them fetches nothing.
+ */
+const STALE_ERRCODES: ReadonlySet<number> = new Set([0, 40001, 42001, 40014]);
+
+export function validateReportErrcode(errcode: number): number {
+  if (!STALE_ERRCODES.has(errcode)) {
+    throw new InvalidArgumentError(
+      `errcode ${errcode} does not mean the credential is stale, so a new one would not help; ` +
+        "InvalidateToken accepts 40001, 42001, 40014, or 0 when not known",
+    );
+  }
+  return errcode;
+}

@@ -3,6 +3,8 @@ export {
   ANONYMOUS_CLIENT,
   type ClientPolicy,
   DEFAULT_BURST,
+  DEFAULT_INVALIDATE_BURST,
+  DEFAULT_INVALIDATE_RATE_PER_SECOND,
   DEFAULT_MAX_WATCH_STREAMS,
   DEFAULT_RATE_PER_SECOND,
   hashApiKey,
@@ -11,4 +13,10 @@ export {
   type SecurityPolicy,
   validateSecurityPolicy,
 } from "./policy.js";
-export { clientKey, type SecureOptions, type SecurityEvent, secure } from "./secure.js";
+export {
+  clientKey,
+  permissionsKey,
+  type SecureOptions,
+  type SecurityEvent,
+  secure,
+} from "./secure.js";

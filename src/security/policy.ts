@@ -19,10 +19,14 @@ export interface ClientPolicy {
   /** The credential kinds it may use; all when unset. */
   kinds?: readonly string[];
   permissions: readonly Permission[];
-  /** Token bucket shared by GetToken and InvalidateToken: refill per second (default 50). */
+  /** GetToken's token bucket: refill per second (default 50). */
   ratePerSecond?: number;
-  /** Token bucket capacity (default 100). */
+  /** Its capacity (default 100). */
   burst?: number;
+  /** InvalidateToken's own bucket (a report can cause a WeChat call): refill per second (default 5). */
+  invalidateRatePerSecond?: number;
+  /** Its capacity (default 20). */
+  invalidateBurst?: number;
   /** Concurrent WatchToken streams (default 20). */
   maxWatchStreams?: number;
 }
@@ -41,6 +45,8 @@ export interface SecurityPolicy {
 
 export const DEFAULT_RATE_PER_SECOND = 50;
 export const DEFAULT_BURST = 100;
+export const DEFAULT_INVALIDATE_RATE_PER_SECOND = 5;
+export const DEFAULT_INVALIDATE_BURST = 20;
 export const DEFAULT_MAX_WATCH_STREAMS = 20;
 
 /** The client id every caller has when no clients are configured. Not usable as a configured id. */
@@ -57,7 +63,15 @@ export interface CompiledClient {
   readonly kinds: ReadonlySet<CredentialKind> | undefined;
   readonly permissions: ReadonlySet<Permission>;
   /** undefined: no limits (the anonymous client). */
-  readonly limits: { ratePerSecond: number; burst: number; maxWatchStreams: number } | undefined;
+  readonly limits:
+    | {
+        ratePerSecond: number;
+        burst: number;
+        reportRatePerSecond: number;
+        reportBurst: number;
+        maxWatchStreams: number;
+      }
+    | undefined;
 }
 
 export interface CompiledPolicy {
@@ -168,8 +182,13 @@ export function compilePolicy(policy: SecurityPolicy): CompiledPolicy {
     const ratePerSecond = c.ratePerSecond ?? DEFAULT_RATE_PER_SECOND;
     const burst = c.burst ?? DEFAULT_BURST;
     const maxWatchStreams = c.maxWatchStreams ?? DEFAULT_MAX_WATCH_STREAMS;
+    const reportRatePerSecond = c.invalidateRatePerSecond ?? DEFAULT_INVALIDATE_RATE_PER_SECOND;
+    const reportBurst = c.invalidateBurst ?? DEFAULT_INVALIDATE_BURST;
     if (!Number.isFinite(ratePerSecond) || ratePerSecond <= 0) bad("ratePerSecond must be > 0");
     if (!Number.isFinite(burst) || burst < 1) bad("burst must be at least 1");
+    if (!Number.isFinite(reportRatePerSecond) || reportRatePerSecond <= 0)
+      bad("invalidateRatePerSecond must be > 0");
+    if (!Number.isFinite(reportBurst) || reportBurst < 1) bad("invalidateBurst must be at least 1");
     if (!Number.isInteger(maxWatchStreams) || maxWatchStreams < 0) {
       bad("maxWatchStreams must be a whole number, 0 or more");
     }
@@ -181,7 +200,7 @@ export function compilePolicy(policy: SecurityPolicy): CompiledPolicy {
       apps: (c.apps ?? []).includes("*") ? undefined : new Set(c.apps ?? []),
       kinds: c.kinds === undefined ? undefined : new Set(c.kinds as readonly CredentialKind[]),
       permissions: new Set(c.permissions ?? []),
-      limits: { ratePerSecond, burst, maxWatchStreams },
+      limits: { ratePerSecond, burst, reportRatePerSecond, reportBurst, maxWatchStreams },
     };
     return compiled;
   });

@@ -1,3 +1,4 @@
+import type { QuotaPurpose } from "../quota/index.js";
 import { UpstreamError } from "../upstream/upstream-error.js";
 import type { UpstreamGuard } from "../upstream/upstream-guard.js";
 import type { FetchedCredential, TicketType, WechatClient } from "../upstream/wechat-client.js";
@@ -38,7 +39,9 @@ export class CredentialFetcher {
 
   /**
    * `retries`: retry WeChat's own faults inline (a caller is waiting);
-   * scheduled refreshes have their own backoff and pass false.
+   * scheduled refreshes have their own backoff and pass false. `purpose`
+   * "report": a refresh caused by InvalidateToken, kept off the share of the
+   * daily budget reserved for scheduled refreshes.
    */
   async fetch(
     app: AppConfig,
@@ -46,8 +49,9 @@ export class CredentialFetcher {
     signal: AbortSignal,
     retries: boolean,
     force = false,
+    purpose: QuotaPurpose = "any",
   ): Promise<FetchedCredential> {
-    const options = { retries, signal };
+    const options = { retries, signal, purpose };
     if (kind === "access_token") {
       const credentials = {
         appid: app.appid,

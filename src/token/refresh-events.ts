@@ -12,6 +12,8 @@ export interface ForeignRefreshEvidence {
   readonly ageSeconds: number;
   readonly remainingSeconds: number;
   readonly version: number;
+  /** The client whose report showed it: a client that reports tokens WeChat never rejected looks the same. */
+  readonly reportedBy?: string;
 }
 
 /**

@@ -1,12 +1,24 @@
-import type { QuotaEndpoint, QuotaLedger } from "../quota/index.js";
+import type { QuotaEndpoint, QuotaLedger, QuotaPurpose } from "../quota/index.js";
 import type { Clock } from "../shared/clock.js";
 import type { Logger } from "../shared/logger.js";
 import { isStoreUnavailable } from "../store/store-unavailable.js";
 import { retryableInline, type UpstreamBreakers } from "./upstream-breakers.js";
 import { UpstreamError } from "./upstream-error.js";
 
-/** The WeChat endpoints the broker calls (the ledger also meters force refreshes). */
-export type GuardedEndpoint = Exclude<QuotaEndpoint, "force_refresh">;
+/** The WeChat endpoints the broker calls (the ledger also meters force refreshes and clears). */
+export type GuardedEndpoint = Exclude<QuotaEndpoint, "force_refresh" | "clear_quota">;
+
+/**
+ * A refresh caused by a report was not called: reports have used their share
+ * of the app's daily budget (the rest is kept for scheduled refreshes). Not a
+ * WeChat failure: the credential stays as it is.
+ */
+export class ReportShareUsedError extends UpstreamError {
+  constructor(endpoint: string, detail: string) {
+    super(endpoint, detail, undefined, { category: "quota" });
+    this.name = "ReportShareUsedError";
+  }
+}
 
 /** What the guard needs of the quota ledger. */
 export type QuotaGate = Pick<QuotaLedger, "take" | "blockUntilReset">;
@@ -45,12 +57,20 @@ export class UpstreamGuard {
        * stable_token calls, so it blocks "force_refresh" only (§12 C2).
        */
       blocks?: QuotaEndpoint;
+      /** "report": may not use the share of the budget kept for scheduled refreshes. */
+      purpose?: QuotaPurpose;
     },
   ): Promise<T> {
     const delays = options.retries ? (this.o.retryDelaysMs ?? [200, 600]) : [];
     for (let attempt = 0; ; attempt++) {
       try {
-        return await this.#once(app, endpoint, fn, options.blocks ?? endpoint);
+        return await this.#once(
+          app,
+          endpoint,
+          fn,
+          options.blocks ?? endpoint,
+          options.purpose ?? "any",
+        );
       } catch (err) {
         const delay = delays[attempt];
         if (delay === undefined || !retryableInline(err) || options.signal.aborted) throw err;
@@ -64,18 +84,31 @@ export class UpstreamGuard {
     endpoint: GuardedEndpoint,
     fn: () => Promise<T>,
     blocks: QuotaEndpoint,
+    purpose: QuotaPurpose,
   ): Promise<T> {
     const { clock, quota } = this.o;
     if (quota) {
-      const decision = await quota.take(app, endpoint, clock.now()).catch((err: unknown) => {
-        // A ledger outage must not stop token refreshes: fail open.
-        if (!isStoreUnavailable(err)) throw err;
-        this.o.logger.warn({ app, endpoint }, "quota ledger unreachable; calling WeChat uncounted");
-        return undefined;
-      });
+      const decision = await quota
+        .take(app, endpoint, clock.now(), purpose)
+        .catch((err: unknown) => {
+          // A ledger outage must not stop token refreshes: fail open.
+          if (!isStoreUnavailable(err)) throw err;
+          this.o.logger.warn(
+            { app, endpoint },
+            "quota ledger unreachable; calling WeChat uncounted",
+          );
+          return undefined;
+        });
       if (decision && !decision.allowed) {
         this.o.observe?.(app, endpoint, "refused_locally", 0);
         const until = decision.retryAt ? ` until ${new Date(decision.retryAt).toISOString()}` : "";
+        if (decision.reason === "reserved") {
+          throw new ReportShareUsedError(
+            endpoint,
+            `not called: refreshes caused by InvalidateToken reports may use ${decision.budget} of this app's ` +
+              `calls a day and have used them; the rest is kept for scheduled refreshes${until}`,
+          );
+        }
         throw new UpstreamError(
           endpoint,
           decision.reason === "blocked"

@@ -178,8 +178,10 @@ alerts:
     - { url: "https://hooks.example.com/x", format: generic }
     - { url: { env: SHOP_SECRET }, format: wecom }
 quota:
-  budgets: { /cgi-bin/token: 1500, /cgi-bin/ticket/getticket: null }
+  budgets: { /cgi-bin/token: 1500, /cgi-bin/ticket/getticket: null, clear_quota: 1 }
   apps: { shop: { /cgi-bin/token: 9000 } }
+  scheduledReserve: 0.25
+invalidate: { refreshBurst: 5, refreshRefillSeconds: 600 }
 apps: [{ id: shop, appid: wx1, secret: { env: SHOP_SECRET } }]
 `),
       { ...environment, env: { SHOP_SECRET: "https://robot.example.com/send?key=abc" } },
@@ -191,9 +193,14 @@ apps: [{ id: shop, appid: wx1, secret: { env: SHOP_SECRET } }]
     ]);
     expect(JSON.stringify(config)).not.toContain("key=abc");
     expect(config.quota).toEqual({
-      budgets: { "/cgi-bin/token": 1500, "/cgi-bin/ticket/getticket": null },
+      budgets: { "/cgi-bin/token": 1500, "/cgi-bin/ticket/getticket": null, clear_quota: 1 },
       apps: { shop: { "/cgi-bin/token": 9000 } },
+      scheduledReserve: 0.25,
     });
+    expect(config.invalidate).toEqual({ refreshBurst: 5, refreshRefillMs: 600_000 });
+    expect(() => parseConfig(parse("quota: { scheduledReserve: 1 }"), environment)).toThrow(
+      /quota.scheduledReserve/,
+    );
     expect(() => parseConfig(parse("quota: { apps: { nope: {} } }"), environment)).toThrow(
       "config key 'quota.apps.nope': no app with id 'nope' is configured",
     );

@@ -129,6 +129,40 @@ describe("AdminService", () => {
     ]);
   });
 
+  it("limits quota clears locally: 10 rapid clears call WeChat once, then 10 minutes apart, 3 a day", async () => {
+    const { admin } = await start();
+    const results = [];
+    for (let i = 0; i < 10; i++) {
+      results.push(
+        await admin
+          .clearQuota({ appId: "shop", reason: `loop ${i}` })
+          .then(() => "ok")
+          .catch((e: unknown) => e),
+      );
+    }
+    expect(results[0]).toBe("ok");
+    for (const refused of results.slice(1)) {
+      expect(codeOf(refused)).toBe(Code.ResourceExhausted);
+      expect((refused as { details: string }).details).toMatch(
+        /less than 10 minutes ago and zeroed every counter.*10 a month\. Retry at 2026-01-01T04:10:00\.000Z/,
+      );
+    }
+    expect(h.emulator.control.callCount("/cgi-bin/clear_quota/v2")).toBe(1);
+    expect(audit().filter((r) => r.outcome === "refused")).toHaveLength(9);
+
+    await clock.advance(10 * 60_000);
+    await admin.clearQuota({ appId: "shop", reason: "second" });
+    await clock.advance(10 * 60_000);
+    await admin.clearQuota({ appId: "shop", reason: "third" });
+    await clock.advance(10 * 60_000);
+    const daily = await admin.clearQuota({ appId: "shop", reason: "4th" }).catch((e: unknown) => e);
+    expect(codeOf(daily)).toBe(Code.ResourceExhausted);
+    expect((daily as { details: string }).details).toMatch(
+      /allows 3 clears a day \(quota.budgets.clear_quota\)/,
+    );
+    expect(h.emulator.control.callCount("/cgi-bin/clear_quota/v2")).toBe(3);
+  });
+
   it("reports credentials, quota use, circuits and alerts", async () => {
     const { admin, tokens } = await start();
     await tokens.getToken({ appId: "shop", kind: TokenKind.ACCESS_TOKEN });

@@ -52,6 +52,8 @@ export interface ResilienceOptions {
   policy?: Partial<RefreshPolicy>;
   /** The broker's own daily budgets (MemoryQuotaLedger `budgets.defaults`). */
   budgets?: EndpointBudgets;
+  /** The share of each budget reports may not use (MemoryQuotaLedger `budgets.scheduledReserve`). */
+  scheduledReserve?: number;
   /** Fake clock start, epoch ms (default 2026-01-01 04:00 UTC = 12:00 China time). */
   startMs?: number;
   tokenLifetimeSeconds?: number;
@@ -159,7 +161,16 @@ export async function startResilienceHarness(
     });
     const stores = createStore(
       { type: "memory" },
-      { clock, logger, budgets: { defaults: options.budgets ?? {} } },
+      {
+        clock,
+        logger,
+        budgets: {
+          defaults: options.budgets ?? {},
+          ...(options.scheduledReserve === undefined
+            ? {}
+            : { scheduledReserve: options.scheduledReserve }),
+        },
+      },
     );
     const breakers = new UpstreamBreakers({
       clock,

@@ -2,15 +2,21 @@ import { describe, expect, it } from "vitest";
 import { BudgetTable, DEFAULT_BUDGETS } from "../../src/quota/quota-ledger.js";
 
 describe("BudgetTable", () => {
-  it("defaults below WeChat's limits: 1800 token, 400000 stable_token, 1000 getticket, 20 force", () => {
+  it("defaults below WeChat's limits: 1800 token, 400000 stable_token, 1000 getticket, 20 force, 3 clears", () => {
     const t = new BudgetTable();
     expect(DEFAULT_BUDGETS).toEqual({
       "/cgi-bin/token": 1800,
       "/cgi-bin/stable_token": 400_000,
       "/cgi-bin/ticket/getticket": 1000,
       force_refresh: 20,
+      clear_quota: 3,
     });
     expect(t.budget("any", "/cgi-bin/token")).toBe(1800);
+    // Reports may use 80 % of a WeChat endpoint's budget; operators' calls are not reports.
+    expect(t.effective("any", "/cgi-bin/token", "report")).toBe(1440);
+    expect(t.effective("any", "/cgi-bin/token")).toBe(1800);
+    expect(t.effective("any", "force_refresh", "report")).toBe(20);
+    expect(() => new BudgetTable({ scheduledReserve: 1 })).toThrow(/scheduledReserve/);
   });
 
   it("resolves per app, then configured default, then built-in; undefined means not set", () => {

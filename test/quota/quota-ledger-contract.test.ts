@@ -16,6 +16,7 @@ const TOKEN = "/cgi-bin/token";
 const STABLE = "/cgi-bin/stable_token";
 const TICKET = "/cgi-bin/ticket/getticket";
 const FORCE = "force_refresh";
+const CLEAR = "clear_quota";
 
 let server: RedisServer;
 beforeAll(async () => {
@@ -131,9 +132,11 @@ describe.each(factories)("%s", (_name, open) => {
     const l = ledger({ defaults: { [TOKEN]: 2 } });
     await takeMany(l, 2);
     await takeMany(l, 3, STABLE);
+    await l.take("app", CLEAR, NOON);
     await l.blockUntilReset("app", TOKEN, NOON);
     await l.blockUntilReset("app", TICKET, NOON);
     await l.reset("app", NOON + 10);
+    // The clear itself stays counted: clears are what the clear_quota budget limits.
     expect(
       (await l.usage("app", NOON + 10)).map((u) => [u.endpoint, u.used, u.blockedUntil]),
     ).toEqual([
@@ -141,6 +144,7 @@ describe.each(factories)("%s", (_name, open) => {
       [STABLE, 0, undefined],
       [TICKET, 0, undefined],
       [FORCE, 0, undefined],
+      [CLEAR, 1, undefined],
     ]);
     expect(await l.take("app", TOKEN, NOON + 20)).toEqual({ allowed: true, used: 1, budget: 2 });
     expect(await l.take("app", TICKET, NOON + 20)).toMatchObject({ allowed: true });
@@ -200,6 +204,57 @@ describe.each(factories)("%s", (_name, open) => {
     });
   });
 
+  it("allows a quota clear 10 minutes after the last, 3 a China day, and a clear does not reset its own count", async () => {
+    const l = ledger();
+    expect(await l.take("app", CLEAR, NOON)).toEqual({ allowed: true, used: 1, budget: 3 });
+    await l.reset("app", NOON);
+    expect(await l.take("app", CLEAR, NOON + 599_999)).toEqual({
+      allowed: false,
+      reason: "clear_gap",
+      used: 1,
+      budget: 3,
+      retryAt: NOON + 600_000,
+    });
+    // Gaps of force refreshes and clears are separate.
+    expect(await l.take("app", FORCE, NOON + 1)).toMatchObject({ allowed: true });
+    expect(await l.take("app", CLEAR, NOON + 600_000)).toMatchObject({ allowed: true, used: 2 });
+    expect(await l.take("app", CLEAR, NOON + 1_200_000)).toMatchObject({ allowed: true, used: 3 });
+    expect(await l.take("app", CLEAR, NOON + 1_800_000)).toEqual({
+      allowed: false,
+      reason: "budget",
+      used: 3,
+      budget: 3,
+      retryAt: MIDNIGHT,
+    });
+  });
+
+  it("keeps the reserved share of a budget from reports: 'reserved' for them, while other calls go on", async () => {
+    const l = ledger({ defaults: { [TOKEN]: 10 }, scheduledReserve: 0.2 });
+    for (let i = 1; i <= 8; i++)
+      expect(await l.take("app", TOKEN, NOON, "report")).toEqual({
+        allowed: true,
+        used: i,
+        budget: 8,
+      });
+    expect(await l.take("app", TOKEN, NOON, "report")).toEqual({
+      allowed: false,
+      reason: "reserved",
+      used: 8,
+      budget: 8,
+      retryAt: MIDNIGHT,
+    });
+    expect(await l.take("app", TOKEN, NOON)).toEqual({ allowed: true, used: 9, budget: 10 });
+    expect(await l.take("app", TOKEN, NOON)).toEqual({ allowed: true, used: 10, budget: 10 });
+    expect(await l.take("app", TOKEN, NOON)).toMatchObject({ allowed: false, reason: "budget" });
+    expect(await l.take("app", TOKEN, NOON, "report")).toMatchObject({
+      allowed: false,
+      reason: "budget",
+    });
+    // Unmetered stays unmetered for reports too.
+    const free = ledger({ defaults: { [TICKET]: null } });
+    expect(await free.take("app", TICKET, NOON, "report")).toMatchObject({ allowed: true });
+  });
+
   it("refuses the 21st force refresh of a China day with 'force_daily'", async () => {
     const l = ledger();
     for (let i = 0; i < 20; i++) {
@@ -239,6 +294,7 @@ describe.each(factories)("%s", (_name, open) => {
       { endpoint: STABLE, used: 0, budget: 400_000 },
       { endpoint: TICKET, used: 0, budget: Number.POSITIVE_INFINITY },
       { endpoint: FORCE, used: 0, budget: 20 },
+      { endpoint: CLEAR, used: 0, budget: 3 },
     ]);
     await takeMany(l, 3);
     await takeMany(l, 2, STABLE);
@@ -249,10 +305,11 @@ describe.each(factories)("%s", (_name, open) => {
       { endpoint: STABLE, used: 2, budget: 400_000, blockedUntil: MIDNIGHT },
       { endpoint: TICKET, used: 0, budget: Number.POSITIVE_INFINITY },
       { endpoint: FORCE, used: 1, budget: 20 },
+      { endpoint: CLEAR, used: 0, budget: 3 },
     ]);
     // The next China day: nothing used, the block over.
     expect((await l.usage("app", MIDNIGHT)).map((u) => u.used + (u.blockedUntil ?? 0))).toEqual([
-      0, 0, 0, 0,
+      0, 0, 0, 0, 0,
     ]);
     // And yesterday is still yesterday.
     expect((await l.usage("app", MIDNIGHT - 1))[0]?.used).toBe(3);

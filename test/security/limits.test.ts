@@ -112,14 +112,19 @@ describe("rate limit (rule 4)", () => {
     await expect(refusal(() => s.getToken())).resolves.toBeInstanceOf(ConnectError);
   });
 
-  it("shares one bucket between GetToken and InvalidateToken", async () => {
+  it("gives InvalidateToken a bucket of its own (default 5/s, burst 20), apart from GetToken's", async () => {
     const s = setup();
-    await s.getToken();
-    await s.invalidate();
-    await s.getToken();
+    for (let i = 0; i < 20; i++) await s.invalidate();
     const err = await refusal(() => s.invalidate());
     expect(err.code).toBe(Code.ResourceExhausted);
-    expect(err.rawMessage).toMatch(/^rate limit of 2\/s exceeded for client 'orders-service'/);
+    expect(err.rawMessage).toBe(
+      "InvalidateToken rate limit of 5/s exceeded for client 'orders-service'; retry after 200 ms",
+    );
+    // GetToken's bucket (burst 3) is untouched by the reports, and the other way round.
+    for (let i = 0; i < 3; i++) await s.getToken();
+    await expect(refusal(() => s.getToken())).resolves.toBeInstanceOf(ConnectError);
+    await s.clock.advance(200);
+    await s.invalidate();
   });
 
   it("keeps one bucket per client, with the defaults of 50/s and a burst of 100", async () => {

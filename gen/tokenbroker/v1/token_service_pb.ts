@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tokenbroker/v1/token_service.proto.
  */
 export const file_tokenbroker_v1_token_service: GenFile = /*@__PURE__*/
-  fileDesc("CiJ0b2tlbmJyb2tlci92MS90b2tlbl9zZXJ2aWNlLnByb3RvEg50b2tlbmJyb2tlci52MSKCAgoFVG9rZW4SDgoGYXBwX2lkGAEgASgJEicKBGtpbmQYAiABKA4yGS50b2tlbmJyb2tlci52MS5Ub2tlbktpbmQSDQoFdmFsdWUYAyABKAkSLgoKZXhwaXJlc19hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKZXhwaXJlc19pbhgFIAEoAxIPCgd2ZXJzaW9uGAYgASgEEi4KCmZldGNoZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC2ZpbmdlcnByaW50GAggASgJEhcKD3JlZnJlc2hfb3ZlcmR1ZRgJIAEoCCJKCg9HZXRUb2tlblJlcXVlc3QSDgoGYXBwX2lkGAEgASgJEicKBGtpbmQYAiABKA4yGS50b2tlbmJyb2tlci52MS5Ub2tlbktpbmQiOAoQR2V0VG9rZW5SZXNwb25zZRIkCgV0b2tlbhgBIAEoCzIVLnRva2VuYnJva2VyLnYxLlRva2VuInoKFkludmFsaWRhdGVUb2tlblJlcXVlc3QSDgoGYXBwX2lkGAEgASgJEicKBGtpbmQYAiABKA4yGS50b2tlbmJyb2tlci52MS5Ub2tlbktpbmQSFgoOcmVqZWN0ZWRfdmFsdWUYAyABKAkSDwoHZXJyY29kZRgEIAEoBSKGAQoXSW52YWxpZGF0ZVRva2VuUmVzcG9uc2USJAoFdG9rZW4YASABKAsyFS50b2tlbmJyb2tlci52MS5Ub2tlbhIRCglyZWZyZXNoZWQYAiABKAgSMgoHb3V0Y29tZRgDIAEoDjIhLnRva2VuYnJva2VyLnYxLkludmFsaWRhdGVPdXRjb21lIkwKEVdhdGNoVG9rZW5SZXF1ZXN0Eg4KBmFwcF9pZBgBIAEoCRInCgRraW5kGAIgASgOMhkudG9rZW5icm9rZXIudjEuVG9rZW5LaW5kInQKEldhdGNoVG9rZW5SZXNwb25zZRIkCgV0b2tlbhgBIAEoCzIVLnRva2VuYnJva2VyLnYxLlRva2VuEjgKFHByZXZpb3VzX3ZhbGlkX3VudGlsGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCqAAQoJVG9rZW5LaW5kEhoKFlRPS0VOX0tJTkRfVU5TUEVDSUZJRUQQABIbChdUT0tFTl9LSU5EX0FDQ0VTU19UT0tFThABEhsKF1RPS0VOX0tJTkRfSlNBUElfVElDS0VUEAISHQoZVE9LRU5fS0lORF9XWF9DQVJEX1RJQ0tFVBADKtMBChFJbnZhbGlkYXRlT3V0Y29tZRIiCh5JTlZBTElEQVRFX09VVENPTUVfVU5TUEVDSUZJRUQQABIgChxJTlZBTElEQVRFX09VVENPTUVfUkVGUkVTSEVEEAESJwojSU5WQUxJREFURV9PVVRDT01FX0FMUkVBRFlfUkVQTEFDRUQQAhIlCiFJTlZBTElEQVRFX09VVENPTUVfSk9JTkVEX1JFRlJFU0gQAxIoCiRJTlZBTElEQVRFX09VVENPTUVfQ09ORklSTUVEX0NVUlJFTlQQBDKYAgoMVG9rZW5TZXJ2aWNlEk0KCEdldFRva2VuEh8udG9rZW5icm9rZXIudjEuR2V0VG9rZW5SZXF1ZXN0GiAudG9rZW5icm9rZXIudjEuR2V0VG9rZW5SZXNwb25zZRJiCg9JbnZhbGlkYXRlVG9rZW4SJi50b2tlbmJyb2tlci52MS5JbnZhbGlkYXRlVG9rZW5SZXF1ZXN0GicudG9rZW5icm9rZXIudjEuSW52YWxpZGF0ZVRva2VuUmVzcG9uc2USVQoKV2F0Y2hUb2tlbhIhLnRva2VuYnJva2VyLnYxLldhdGNoVG9rZW5SZXF1ZXN0GiIudG9rZW5icm9rZXIudjEuV2F0Y2hUb2tlblJlc3BvbnNlMAFiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("CiJ0b2tlbmJyb2tlci92MS90b2tlbl9zZXJ2aWNlLnByb3RvEg50b2tlbmJyb2tlci52MSKCAgoFVG9rZW4SDgoGYXBwX2lkGAEgASgJEicKBGtpbmQYAiABKA4yGS50b2tlbmJyb2tlci52MS5Ub2tlbktpbmQSDQoFdmFsdWUYAyABKAkSLgoKZXhwaXJlc19hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKZXhwaXJlc19pbhgFIAEoAxIPCgd2ZXJzaW9uGAYgASgEEi4KCmZldGNoZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC2ZpbmdlcnByaW50GAggASgJEhcKD3JlZnJlc2hfb3ZlcmR1ZRgJIAEoCCJKCg9HZXRUb2tlblJlcXVlc3QSDgoGYXBwX2lkGAEgASgJEicKBGtpbmQYAiABKA4yGS50b2tlbmJyb2tlci52MS5Ub2tlbktpbmQiOAoQR2V0VG9rZW5SZXNwb25zZRIkCgV0b2tlbhgBIAEoCzIVLnRva2VuYnJva2VyLnYxLlRva2VuInoKFkludmFsaWRhdGVUb2tlblJlcXVlc3QSDgoGYXBwX2lkGAEgASgJEicKBGtpbmQYAiABKA4yGS50b2tlbmJyb2tlci52MS5Ub2tlbktpbmQSFgoOcmVqZWN0ZWRfdmFsdWUYAyABKAkSDwoHZXJyY29kZRgEIAEoBSKGAQoXSW52YWxpZGF0ZVRva2VuUmVzcG9uc2USJAoFdG9rZW4YASABKAsyFS50b2tlbmJyb2tlci52MS5Ub2tlbhIRCglyZWZyZXNoZWQYAiABKAgSMgoHb3V0Y29tZRgDIAEoDjIhLnRva2VuYnJva2VyLnYxLkludmFsaWRhdGVPdXRjb21lIkwKEVdhdGNoVG9rZW5SZXF1ZXN0Eg4KBmFwcF9pZBgBIAEoCRInCgRraW5kGAIgASgOMhkudG9rZW5icm9rZXIudjEuVG9rZW5LaW5kInQKEldhdGNoVG9rZW5SZXNwb25zZRIkCgV0b2tlbhgBIAEoCzIVLnRva2VuYnJva2VyLnYxLlRva2VuEjgKFHByZXZpb3VzX3ZhbGlkX3VudGlsGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCqAAQoJVG9rZW5LaW5kEhoKFlRPS0VOX0tJTkRfVU5TUEVDSUZJRUQQABIbChdUT0tFTl9LSU5EX0FDQ0VTU19UT0tFThABEhsKF1RPS0VOX0tJTkRfSlNBUElfVElDS0VUEAISHQoZVE9LRU5fS0lORF9XWF9DQVJEX1RJQ0tFVBADKvgBChFJbnZhbGlkYXRlT3V0Y29tZRIiCh5JTlZBTElEQVRFX09VVENPTUVfVU5TUEVDSUZJRUQQABIgChxJTlZBTElEQVRFX09VVENPTUVfUkVGUkVTSEVEEAESJwojSU5WQUxJREFURV9PVVRDT01FX0FMUkVBRFlfUkVQTEFDRUQQAhIlCiFJTlZBTElEQVRFX09VVENPTUVfSk9JTkVEX1JFRlJFU0gQAxIoCiRJTlZBTElEQVRFX09VVENPTUVfQ09ORklSTUVEX0NVUlJFTlQQBBIjCh9JTlZBTElEQVRFX09VVENPTUVfUkFURV9MSU1JVEVEEAUymAIKDFRva2VuU2VydmljZRJNCghHZXRUb2tlbhIfLnRva2VuYnJva2VyLnYxLkdldFRva2VuUmVxdWVzdBogLnRva2VuYnJva2VyLnYxLkdldFRva2VuUmVzcG9uc2USYgoPSW52YWxpZGF0ZVRva2VuEiYudG9rZW5icm9rZXIudjEuSW52YWxpZGF0ZVRva2VuUmVxdWVzdBonLnRva2VuYnJva2VyLnYxLkludmFsaWRhdGVUb2tlblJlc3BvbnNlElUKCldhdGNoVG9rZW4SIS50b2tlbmJyb2tlci52MS5XYXRjaFRva2VuUmVxdWVzdBoiLnRva2VuYnJva2VyLnYxLldhdGNoVG9rZW5SZXNwb25zZTABYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * Token is one version of a credential.
@@ -178,8 +178,10 @@ export type InvalidateTokenRequest = Message<"tokenbroker.v1.InvalidateTokenRequ
   rejectedValue: string;
 
   /**
-   * The errcode WeChat returned for the rejected call (for example 40001 or
-   * 42001), recorded for diagnosis. Optional; 0 means not given.
+   * The errcode WeChat returned for the rejected call, recorded for
+   * diagnosis: 40001, 42001 or 40014, the errcodes that mean the credential is
+   * stale; 0 means not given. Any other errcode is INVALID_ARGUMENT and nothing
+   * is fetched (a new credential would not fix it).
    *
    * @generated from field: int32 errcode = 4;
    */
@@ -200,7 +202,9 @@ export const InvalidateTokenRequestSchema: GenMessage<InvalidateTokenRequest> = 
  */
 export type InvalidateTokenResponse = Message<"tokenbroker.v1.InvalidateTokenResponse"> & {
   /**
-   * The current credential after the call; always set on success.
+   * The current credential after the call; always set on success. For a
+   * client that may report but not read tokens (no `get` or `watch`
+   * permission), `value` is empty: version, fingerprint and expiry only.
    *
    * @generated from field: tokenbroker.v1.Token token = 1;
    */
@@ -381,6 +385,17 @@ export enum InvalidateOutcome {
    * @generated from enum value: INVALIDATE_OUTCOME_CONFIRMED_CURRENT = 4;
    */
   CONFIRMED_CURRENT = 4,
+
+  /**
+   * `rejected_value` was current, but the broker did not fetch: reports have
+   * already caused as many refreshes of this credential as it allows for now
+   * (a small burst, refilled slowly), or the share of the app's daily WeChat
+   * quota open to reports is used (the rest is kept for scheduled refreshes).
+   * The current credential is returned; a later report may refresh it.
+   *
+   * @generated from enum value: INVALIDATE_OUTCOME_RATE_LIMITED = 5;
+   */
+  RATE_LIMITED = 5,
 }
 
 /**
@@ -434,7 +449,11 @@ export const TokenService: GenService<{
    * It is compare-and-refresh: the broker fetches a new credential only if
    * `rejected_value` is still the current one, so a storm of reports about the
    * same credential causes one refresh, and a report about an already replaced
-   * credential causes none.
+   * credential causes none. Refreshes caused by reports are bounded per
+   * credential and by a share of the app's daily quota (outcome RATE_LIMITED
+   * beyond that). A client without `get` or `watch` gets no token value, and
+   * its report never fetches a credential the broker does not hold yet
+   * (FAILED_PRECONDITION: nothing to invalidate).
    *
    * @generated from rpc tokenbroker.v1.TokenService.InvalidateToken
    */
