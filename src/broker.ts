@@ -26,9 +26,11 @@ import { createTokenService } from "./rpc/token-service.js";
 import { secure } from "./security/index.js";
 import { RefusalLog } from "./security/refusal-log.js";
 import {
+  AcceptGate,
   HealthStatus,
   healthRegistration,
   type RunningServer,
+  reflectionEnabled,
   reflectionRegistrations,
   registration,
   startConnectServer,
@@ -131,7 +133,9 @@ export async function startBroker(config: BrokerConfig, deps: BrokerDeps): Promi
   health.set("", HealthCheckResponse_ServingStatus.NOT_SERVING);
   health.set(TOKEN_SERVICE, HealthCheckResponse_ServingStatus.NOT_SERVING);
 
-  // Who may call what: TokenService and AdminService only (health and reflection stay open).
+  // Who may call what: TokenService and AdminService. Health and reflection need
+  // no credentials: the allowlist applies at accept, Health/Watch is capped and
+  // reflection is served only when configured (by default, on loopback only).
   // One refusal log for both services: one stream, one count per kind of refusal.
   const refusals = new RefusalLog({ audit, clock });
   const guardOptions = { policy: securityPolicyOf(config.security), clock, audit, refusals };
@@ -171,34 +175,49 @@ export async function startBroker(config: BrokerConfig, deps: BrokerDeps): Promi
         clock,
       ),
     ),
-    healthRegistration(health),
-    ...reflectionRegistrations([
-      file_tokenbroker_v1_token_service,
-      file_tokenbroker_v1_admin_service,
-      file_grpc_health_v1_health,
-      file_grpc_reflection_v1_reflection,
-      file_grpc_reflection_v1alpha_reflection,
-    ]),
+    healthRegistration(health, {
+      maxWatches: config.listen.maxHealthWatches,
+      maxWatchesPerPeer: config.listen.maxHealthWatchesPerPeer,
+    }),
+    ...(reflectionEnabled(config.listen.reflection, [
+      config.listen.grpc.host,
+      config.listen.connect.host,
+    ])
+      ? reflectionRegistrations([
+          file_tokenbroker_v1_token_service,
+          file_tokenbroker_v1_admin_service,
+          file_grpc_health_v1_health,
+          file_grpc_reflection_v1_reflection,
+          file_grpc_reflection_v1alpha_reflection,
+        ])
+      : []),
   ];
+  const { allowCidrs, trustedProxies } = config.security;
+  const listenerOptions = {
+    services,
+    logger,
+    refusals,
+    maxReceiveMessageBytes: MAX_REQUEST_BYTES,
+    idleConnectionMs: config.listen.idleTimeoutMs,
+    maxConcurrentStreams: config.listen.maxConcurrentStreams,
+    requestTimeoutMs: config.listen.requestTimeoutMs,
+    // Empty or absent: no allowlist (as in the per-call check).
+    ...(allowCidrs?.length && {
+      acceptGate: new AcceptGate([...allowCidrs, ...(trustedProxies ?? [])], refusals),
+    }),
+    ...(config.security.tls ? { tls: config.security.tls } : {}),
+  };
   const grpc = await startGrpcServer({
     host: config.listen.grpc.host,
     port: config.listen.grpc.port,
-    services,
-    logger,
-    maxReceiveMessageBytes: MAX_REQUEST_BYTES,
-    idleConnectionMs: config.listen.idleTimeoutMs,
-    ...(config.security.tls ? { tls: config.security.tls } : {}),
+    ...listenerOptions,
   });
   let connect: RunningServer;
   try {
     connect = await startConnectServer({
       host: config.listen.connect.host,
       port: config.listen.connect.port,
-      services,
-      logger,
-      maxReceiveMessageBytes: MAX_REQUEST_BYTES,
-      idleConnectionMs: config.listen.idleTimeoutMs,
-      ...(config.security.tls ? { tls: config.security.tls } : {}),
+      ...listenerOptions,
       corsAllowedOrigins: [...config.cors.allowedOrigins],
     });
   } catch (err) {

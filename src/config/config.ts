@@ -29,6 +29,15 @@ export interface BrokerConfig {
     readonly connect: ListenAddress;
     /** Connections without a call for this long are closed. */
     readonly idleTimeoutMs: number;
+    /** HTTP/2 streams one connection may have open at once, on both listeners. */
+    readonly maxConcurrentStreams: number;
+    /** A request not fully received in this time is answered DEADLINE_EXCEEDED / reset. */
+    readonly requestTimeoutMs: number;
+    /** Health/Watch streams open at once: in total, and from one peer address. */
+    readonly maxHealthWatches: number;
+    readonly maxHealthWatchesPerPeer: number;
+    /** Server reflection: auto = only when every listener is on loopback. */
+    readonly reflection: "auto" | "on" | "off";
   };
   readonly upstream: { readonly baseUrl: string; readonly timeoutMs: number };
   readonly refresh: RefreshPolicy;

@@ -62,6 +62,11 @@ function parseDocument(document: unknown, environment: ConfigEnvironment): Broke
       grpc: parseAddress(listen, "grpc", "127.0.0.1:50051"),
       connect: parseAddress(listen, "connect", "127.0.0.1:8080"),
       idleTimeoutMs: listen.number("idleTimeoutMs", 60_000, 1000, 3_600_000),
+      maxConcurrentStreams: listen.number("maxConcurrentStreams", 100, 1, 10_000),
+      requestTimeoutMs: listen.number("requestTimeoutMs", 10_000, 100, 600_000),
+      maxHealthWatches: listen.number("maxHealthWatches", 1000, 1, 1_000_000),
+      maxHealthWatchesPerPeer: listen.number("maxHealthWatchesPerPeer", 10, 1, 100_000),
+      reflection: listen.oneOf("reflection", ["auto", "on", "off"] as const, "auto"),
     },
     upstream: {
       baseUrl: parseUrl(upstream, "baseUrl", "https://api.weixin.qq.com"),

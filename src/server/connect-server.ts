@@ -1,17 +1,26 @@
 import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
-import * as tls from "node:tls";
+import { RefusalLog } from "../security/refusal-log.js";
+import { systemClock } from "../shared/clock.js";
 import type { Logger } from "../shared/logger.js";
+import type { AcceptGate } from "./accept-gate.js";
 import { createConnectHandler, type NodeHandler } from "./connect-handler.js";
 import { withCors } from "./cors.js";
 import { withGrpcJsMessageEncoding } from "./grpc-message.js";
-import { clientCertMode, hostForUrl, type RunningServer } from "./grpc-server.js";
+import {
+  clientCertMode,
+  DEFAULT_MAX_STREAMS,
+  DEFAULT_REQUEST_TIMEOUT_MS,
+  hostForUrl,
+  type RunningServer,
+} from "./grpc-server.js";
 import type { HealthStatus } from "./health.js";
 import type { ServiceRegistration } from "./registration.js";
 import { gracefulCloser, ShutdownSignals } from "./shutdown.js";
-import { SNIFF_TIMEOUT_MS, type SniffedProtocol, sniffProtocol } from "./sniff.js";
-import { loadTlsMaterial, ReloadingTlsFiles, type TlsMaterial, type TlsOptions } from "./tls.js";
+import { type SniffedProtocol, sniffProtocol } from "./sniff.js";
+import { loadTlsMaterial, ReloadingTlsFiles, type TlsOptions } from "./tls.js";
+import { type TlsAcceptor, tlsAcceptor } from "./tls-acceptor.js";
 
 export interface ConnectServerOptions {
   readonly host: string;
@@ -35,6 +44,14 @@ export interface ConnectServerOptions {
    * (HTTP/2 prior knowledge and HTTP/1.1 by sniffing) without it.
    */
   readonly tls?: TlsOptions;
+  /** Applied to every accepted connection before anything else (the IP allowlist). */
+  readonly acceptGate?: AcceptGate;
+  /** HTTP/2 streams a client may have open at once on one connection (HTTP/1.1 has one request at a time). */
+  readonly maxConcurrentStreams?: number;
+  /** A request whose body has not fully arrived in this time is reset (HTTP/2) or refused with 408 (HTTP/1.1). */
+  readonly requestTimeoutMs?: number;
+  /** Where stalled requests are audited (aggregated per peer); default: `logger`. */
+  readonly refusals?: RefusalLog;
 }
 
 /** One accepted connection. */
@@ -79,7 +96,25 @@ export async function startConnectServer(options: ConnectServerOptions): Promise
   /** HTTP/1.1 responses in flight, by the socket the http server reads. */
   const busy = new Map<net.Socket, http.ServerResponse>();
 
-  const h2 = http2.createServer({}, handler);
+  const requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+  const refusals = options.refusals ?? new RefusalLog({ audit: logger, clock: systemClock });
+  const stalled = (address: string | undefined, outcome: string) =>
+    refusals.record(
+      { event: "request_timeout", address: address ?? "unknown" },
+      { timeoutMs: requestTimeoutMs, outcome },
+      "security: request did not arrive in time",
+    );
+  const h2 = http2.createServer(
+    { settings: { maxConcurrentStreams: options.maxConcurrentStreams ?? DEFAULT_MAX_STREAMS } },
+    handler,
+  );
+  h2.on("stream", (stream: http2.ServerHttp2Stream) => {
+    const peer = stream.session?.socket?.remoteAddress;
+    whenRequestStalls(stream, requestTimeoutMs, () => {
+      stalled(peer, "stream_reset");
+      stream.close(http2.constants.NGHTTP2_CANCEL);
+    });
+  });
   h2.on("session", (session) => {
     sessions.add(session);
     session.once("close", () => sessions.delete(session));
@@ -96,6 +131,14 @@ export async function startConnectServer(options: ConnectServerOptions): Promise
   h1.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
     const socket = req.socket;
     busy.set(socket, res);
+    whenRequestStalls(req, requestTimeoutMs, () => {
+      stalled(socket.remoteAddress, "http_408");
+      if (!res.headersSent) {
+        res.writeHead(408, { "content-type": "text/plain; charset=utf-8", Connection: "close" });
+        res.end(`the request did not arrive within ${requestTimeoutMs} ms\n`);
+      }
+      socket.destroySoon();
+    });
     if (closing) res.setHeader("Connection", "close");
     res.once("close", () => {
       busy.delete(socket);
@@ -114,13 +157,14 @@ export async function startConnectServer(options: ConnectServerOptions): Promise
   };
 
   let tlsFiles: ReloadingTlsFiles | undefined;
-  let secure: SecureAcceptor | undefined;
+  let secure: TlsAcceptor | undefined;
   if (options.tls) {
     tlsFiles = new ReloadingTlsFiles(options.tls, await loadTlsMaterial(options.tls), logger);
-    secure = secureAcceptor(options.tls, tlsFiles.current(), logger, dispatch);
+    secure = tlsAcceptor(options.tls, tlsFiles.current(), logger, ["h2", "http/1.1"]);
   }
 
   const listener = net.createServer((tcp) => {
+    if (options.acceptGate && !options.acceptGate.admit(tcp)) return;
     const conn: Connection = { tcp, socket: tcp, protocol: undefined };
     connections.set(tcp, conn);
     tcp.once("close", () => connections.delete(tcp));
@@ -128,7 +172,10 @@ export async function startConnectServer(options: ConnectServerOptions): Promise
     // become an uncaught exception.
     tcp.on("error", (err) => logger.debug({ err }, "connection error"));
     if (secure) {
-      secure.accept(conn);
+      // HTTP/1.1 when the client offers no ALPN.
+      secure.accept(tcp, (socket) =>
+        dispatch(conn, socket, socket.alpnProtocol === "h2" ? "h2" : "http/1.1"),
+      );
       return;
     }
     sniffProtocol(tcp, (protocol) => {
@@ -287,70 +334,18 @@ function refuseWhenClosing(handler: NodeHandler, isClosing: () => boolean): Node
   };
 }
 
-interface SecureAcceptor {
-  /** Starts the TLS handshake on a connection just accepted. */
-  accept(conn: Connection): void;
-  /** Certificate, key and CA for connections accepted from now on. */
-  setSecureContext(material: TlsMaterial): void;
-}
-
 /**
- * TLS for accepted connections. A `tls.Server` that never listens does the
- * handshakes (and, with `requireClientCert`, refuses clients without a
- * certificate that verifies); each secured connection then goes to
- * `dispatch` with the protocol ALPN picked.
+ * Calls `onStall` unless `request`'s body has been read to its end within
+ * `ms` (or the request closed first). Listening for "end" does not consume
+ * the body: the handler still reads it.
  */
-function secureAcceptor(
-  options: TlsOptions,
-  material: TlsMaterial,
-  logger: Logger,
-  dispatch: (conn: Connection, socket: net.Socket, protocol: SniffedProtocol) => void,
-): SecureAcceptor {
-  const server = tls.createServer({
-    ...material,
-    ALPNProtocols: ["h2", "http/1.1"],
-    requestCert: material.ca !== undefined,
-    rejectUnauthorized: options.requireClientCert ?? false,
-    handshakeTimeout: SNIFF_TIMEOUT_MS,
-  });
-  /**
-   * Connections in handshake, by their TCP 4-tuple: the tls.Server wraps the
-   * TCP socket in a TLSSocket of its own, and reports only the latter.
-   */
-  const handshaking = new Map<string, Connection>();
-  server.on("secureConnection", (socket: tls.TLSSocket) => {
-    const key = tupleOf(socket);
-    const conn = handshaking.get(key);
-    handshaking.delete(key);
-    if (!conn) {
-      socket.destroy();
-      return;
-    }
-    socket.on("error", (err) => logger.debug({ err }, "connection error"));
-    dispatch(conn, socket, socket.alpnProtocol === "h2" ? "h2" : "http/1.1");
-  });
-  server.on("tlsClientError", (err, socket) => {
-    logger.debug({ err, address: socket.remoteAddress }, "TLS handshake failed");
-    socket.destroy();
-  });
-  return {
-    accept(conn) {
-      const key = tupleOf(conn.tcp);
-      handshaking.set(key, conn);
-      conn.tcp.once("close", () => handshaking.delete(key));
-      server.emit("connection", conn.tcp);
-    },
-    setSecureContext(next) {
-      // Checked by ReloadingTlsFiles; a throw here would still keep the old context.
-      try {
-        server.setSecureContext({ ...next });
-      } catch (err) {
-        logger.error({ err }, "cannot use the new TLS files; keeping the previous ones");
-      }
-    },
-  };
-}
-
-function tupleOf(socket: net.Socket): string {
-  return `${socket.localAddress}|${socket.localPort}|${socket.remoteAddress}|${socket.remotePort}`;
+function whenRequestStalls(
+  request: http.IncomingMessage | http2.ServerHttp2Stream,
+  ms: number,
+  onStall: () => void,
+): void {
+  const timer = setTimeout(onStall, ms);
+  const clear = () => clearTimeout(timer);
+  request.once("end", clear);
+  request.once("close", clear);
 }

@@ -1,6 +1,7 @@
 import { EventEmitter, on } from "node:events";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
+import { peerKey } from "./peer.js";
 import { registration, type ServiceRegistration } from "./registration.js";
 
 /** grpc.health.v1 serving status (UNKNOWN, SERVING, NOT_SERVING, SERVICE_UNKNOWN). */
@@ -77,8 +78,55 @@ function eventName(service: string): string {
   return `status:${service}`;
 }
 
-/** grpc.health.v1.Health (Check, Watch, List) backed by `status`. */
-export function healthRegistration(status: HealthStatus): ServiceRegistration {
+/** How many Health/Watch streams may be open at once. */
+export interface HealthWatchLimits {
+  /** Over the whole server (both listeners); default {@link DEFAULT_HEALTH_WATCHES}. */
+  readonly maxWatches?: number;
+  /** From one IP address; default {@link DEFAULT_HEALTH_WATCHES_PER_PEER}. */
+  readonly maxWatchesPerPeer?: number;
+}
+
+export const DEFAULT_HEALTH_WATCHES = 1000;
+export const DEFAULT_HEALTH_WATCHES_PER_PEER = 10;
+
+/**
+ * grpc.health.v1.Health (Check, Watch, List) backed by `status`. It needs no
+ * credentials (load balancers call it), so Watch streams, which each hold
+ * memory until the client leaves, are capped per peer and in total:
+ * RESOURCE_EXHAUSTED beyond.
+ */
+export function healthRegistration(
+  status: HealthStatus,
+  limits: HealthWatchLimits = {},
+): ServiceRegistration {
+  const maxWatches = limits.maxWatches ?? DEFAULT_HEALTH_WATCHES;
+  const maxPerPeer = limits.maxWatchesPerPeer ?? DEFAULT_HEALTH_WATCHES_PER_PEER;
+  let open = 0;
+  const perPeer = new Map<string, number>();
+  /** Takes a watch slot for `peer`, or throws RESOURCE_EXHAUSTED; returns its release. */
+  const take = (peer: string): (() => void) => {
+    const mine = perPeer.get(peer) ?? 0;
+    if (open >= maxWatches) {
+      throw new ConnectError(
+        `this server already has ${maxWatches} Health/Watch streams open; use Check, or retry later`,
+        Code.ResourceExhausted,
+      );
+    }
+    if (mine >= maxPerPeer) {
+      throw new ConnectError(
+        `${maxPerPeer} Health/Watch streams are already open from ${peer}; close one or use Check`,
+        Code.ResourceExhausted,
+      );
+    }
+    open++;
+    perPeer.set(peer, mine + 1);
+    return () => {
+      open--;
+      const left = (perPeer.get(peer) ?? 1) - 1;
+      if (left > 0) perPeer.set(peer, left);
+      else perPeer.delete(peer);
+    };
+  };
   return registration(Health, {
     check(req) {
       const current = status.get(req.service);
@@ -88,8 +136,13 @@ export function healthRegistration(status: HealthStatus): ServiceRegistration {
       return { status: current };
     },
     async *watch(req, ctx) {
-      for await (const current of status.watch(req.service, ctx.signal)) {
-        yield { status: current };
+      const release = take(ctx.values.get(peerKey)?.address ?? "unknown");
+      try {
+        for await (const current of status.watch(req.service, ctx.signal)) {
+          yield { status: current };
+        }
+      } finally {
+        release();
       }
     },
     list() {

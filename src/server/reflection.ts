@@ -9,10 +9,20 @@ import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
 import * as v1 from "../../gen/grpc/reflection/v1/reflection_pb.js";
 import * as v1alpha from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
+import { isLoopbackHost } from "../shared/loopback.js";
 import { DescriptorIndex } from "./descriptor-index.js";
 import { registration, type ServiceRegistration } from "./registration.js";
 
 type Response = MessageInitShape<typeof v1.ServerReflectionResponseSchema>;
+
+/**
+ * Whether to serve reflection. It needs no credentials (tools call it before
+ * they know the schema) and describes the whole API, AdminService included,
+ * so `auto` serves it only when every listener is on loopback.
+ */
+export function reflectionEnabled(mode: "auto" | "on" | "off", hosts: readonly string[]): boolean {
+  return mode === "on" || (mode === "auto" && hosts.every(isLoopbackHost));
+}
 
 /**
  * grpc.reflection.v1 and v1alpha ServerReflection (for grpcurl, buf curl,

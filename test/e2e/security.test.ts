@@ -171,14 +171,14 @@ describe("address allowlist and X-Forwarded-For", () => {
         (e: unknown) => ConnectError.from(e),
       );
 
-  it("refuses a peer outside the allowlist, and ignores a forged X-Forwarded-For from an untrusted peer", async () => {
+  it("refuses a peer outside the allowlist at accept, forged X-Forwarded-For or not", async () => {
     await withBroker({ allowCidrs: ["10.0.0.0/8"] }, async (h2) => {
-      const direct = await get(h2);
-      expect(direct).toMatchObject({ code: Code.PermissionDenied });
-      expect((direct as ConnectError).rawMessage).toMatch(
-        /address (::ffff:)?127\.0\.0\.1 is not allowed to use this broker/,
-      );
-      expect(await get(h2, "10.1.2.3")).toMatchObject({ code: Code.PermissionDenied });
+      // The connection is closed before any request is read: no status, a transport error.
+      for (const forged of [undefined, "10.1.2.3"]) {
+        const refused = await get(h2, forged);
+        expect(refused).toBeInstanceOf(ConnectError);
+        expect([Code.Unavailable, Code.Internal]).toContain((refused as ConnectError).code);
+      }
     });
   });
 
