@@ -101,12 +101,7 @@ export function createTokenService(deps: TokenServiceDeps): ServiceImpl<typeof T
           },
           "InvalidateToken",
         );
-        const token = toTokenMessage(
-          key,
-          result.credential,
-          clock.now(),
-          false,
-        );
+        const token = toTokenMessage(key, result.credential, clock.now(), false);
         if (!canRead) token.value = "";
         return {
           token,
