@@ -136,6 +136,7 @@ describe("three broker processes sharing one Redis", () => {
       { timeoutMs: 20_000 },
     );
     const takeoverMs = Date.now() - started;
+    console.info(`takeover of a killed holder: ${takeoverMs} ms at a ${LOCK_TTL_MS} ms lease`);
     expect(res?.refreshed).toBe(true);
     expect(Number(res?.token?.version)).toBe(3);
     expect(takeoverMs).toBeGreaterThan(LOCK_TTL_MS / 2); // it waited for the lease
