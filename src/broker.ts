@@ -85,6 +85,9 @@ export async function startBroker(config: BrokerConfig, deps: BrokerDeps): Promi
     clock,
     logger,
     encryptionKeys: config.security.encryptionKeys,
+    ...(config.security.acceptPlaintextUntil === undefined
+      ? {}
+      : { acceptPlaintextUntil: config.security.acceptPlaintextUntil }),
     budgets: {
       defaults: config.quota.budgets as EndpointBudgets,
       apps: config.quota.apps as Record<string, EndpointBudgets>,

@@ -105,6 +105,11 @@ export interface SecurityConfig {
   readonly allowUnauthenticatedNonLoopback: boolean;
   /** AES-256-GCM keys for token values at rest in Redis; the first encrypts, all decrypt. */
   readonly encryptionKeys: readonly { readonly id: string; readonly key: Secret }[];
+  /**
+   * Migration window (epoch ms): until then, values stored unencrypted are
+   * still read with encryption keys configured; afterwards they are refused.
+   */
+  readonly acceptPlaintextUntil?: number;
 }
 
 export interface WebhookConfig {

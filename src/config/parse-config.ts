@@ -287,9 +287,33 @@ function parseSecurity(r: ObjectReader, environment: ConfigEnvironment): Securit
     ...(trustedProxies ? { trustedProxies } : {}),
     allowUnauthenticatedNonLoopback: r.boolean("allowUnauthenticatedNonLoopback", false),
     encryptionKeys,
+    ...parseAcceptPlaintextUntil(r, encryptionKeys.length > 0),
   };
   r.done();
   return security;
+}
+
+/** The migration window for a store written before encryption keys were set: an ISO time, never open-ended. */
+function parseAcceptPlaintextUntil(
+  r: ObjectReader,
+  haveKeys: boolean,
+): { acceptPlaintextUntil?: number } {
+  if (r.raw("acceptPlaintextUntil") === undefined) return {};
+  const text = r.string("acceptPlaintextUntil");
+  const at = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(text)
+    ? Date.parse(text)
+    : Number.NaN;
+  if (Number.isNaN(at))
+    throw new ConfigError(
+      r.key("acceptPlaintextUntil"),
+      "expected an ISO 8601 time with its zone, e.g. 2026-12-31T00:00:00Z",
+    );
+  if (!haveKeys)
+    throw new ConfigError(
+      r.key("acceptPlaintextUntil"),
+      "only means something with security.encryptionKeys (values are stored unencrypted without them)",
+    );
+  return { acceptPlaintextUntil: at };
 }
 
 function parseAuditDestination(r: ObjectReader): BrokerConfig["audit"]["destination"] {

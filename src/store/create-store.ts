@@ -43,6 +43,8 @@ export function createStore(
     budgets?: QuotaBudgets;
     /** Token values are encrypted at rest with these (the first encrypts); none: stored as is. */
     encryptionKeys?: readonly { id: string; key: Secret }[];
+    /** With keys: until then (epoch ms), values stored unencrypted are still read. */
+    acceptPlaintextUntil?: number;
   },
 ): StoreBundle {
   const budgets = deps.budgets ?? {};
@@ -81,12 +83,20 @@ export function createStore(
     : undefined;
   if (!cipher)
     logger.warn("token values are stored in Redis unencrypted; set security.encryptionKeys");
+  else if (deps.acceptPlaintextUntil !== undefined)
+    logger.warn(
+      { until: new Date(deps.acceptPlaintextUntil).toISOString() },
+      "values stored unencrypted are still read until security.acceptPlaintextUntil; remove it once every credential has been refreshed",
+    );
   const store = new RedisTokenStore({
     client,
     keys,
     logger,
     clock: deps.clock,
     ...(cipher ? { cipher } : {}),
+    ...(cipher && deps.acceptPlaintextUntil !== undefined
+      ? { acceptPlaintextUntil: deps.acceptPlaintextUntil }
+      : {}),
   });
   const lock = new RedisRefreshLock({
     client,

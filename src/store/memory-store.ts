@@ -5,6 +5,7 @@ import {
   type NewCredential,
   type StoredCredential,
 } from "../token/credential.js";
+import { planRestore } from "./restore-plan.js";
 import type { CasResult, CredentialUpdate, TokenStore } from "./token-store.js";
 
 /**
@@ -27,13 +28,17 @@ export class MemoryTokenStore implements TokenStore {
     expectedVersion: number,
     fence: number,
     next: NewCredential,
+    minVersion = 0,
   ): Promise<CasResult> {
     const id = keyId(key);
     const current = this.#entries.get(id);
     if (fence < (this.#fences.get(id) ?? 0)) return { written: false, reason: "fence", current };
     if ((current?.version ?? 0) !== expectedVersion)
       return { written: false, reason: "version", current };
-    const credential: StoredCredential = { ...next, version: expectedVersion + 1 };
+    const credential: StoredCredential = {
+      ...next,
+      version: Math.max(expectedVersion + 1, minVersion),
+    };
     this.#entries.set(id, credential);
     this.#fences.set(id, fence);
     this.#notify(key, credential);
@@ -51,15 +56,17 @@ export class MemoryTokenStore implements TokenStore {
     }
   }
 
-  async restore(key: CredentialKey, credential: StoredCredential): Promise<CasResult> {
+  async restore(key: CredentialKey, known: StoredCredential): Promise<CasResult> {
     const id = keyId(key);
     const current = this.#entries.get(id);
-    if (current && current.version >= credential.version)
-      return { written: false, reason: "version", current };
-    this.#entries.set(id, credential);
-    this.#fences.set(id, 0);
-    this.#notify(key, credential);
-    return { written: true, credential };
+    const { put } = planRestore(current, known);
+    if (!put) return { written: false, reason: "version", current };
+    this.#entries.set(id, put);
+    if (!current) this.#fences.set(id, 0);
+    this.#notify(key, put);
+    return put.value === known.value
+      ? { written: true, credential: put }
+      : { written: false, reason: "version", current: put };
   }
 
   subscribe(listener: (update: CredentialUpdate) => void): () => void {

@@ -28,26 +28,34 @@ export interface CredentialUpdate {
 export interface TokenStore {
   get(key: CredentialKey): Promise<StoredCredential | undefined>;
   /**
-   * Writes `next` as version `expectedVersion + 1` if the stored version is
-   * `expectedVersion` (0 when nothing is stored) and `fence` is not below the
-   * highest fence written for `key`; then notifies subscribers everywhere.
+   * Writes `next` if the stored version is `expectedVersion` (0 when nothing
+   * is stored) and `fence` is not below the highest fence written for `key`;
+   * then notifies subscribers everywhere. Its version is `expectedVersion + 1`,
+   * or `minVersion` when higher: a writer that remembers a version the store
+   * lost (it restarted empty) numbers its new value above it.
    */
   compareAndSet(
     key: CredentialKey,
     expectedVersion: number,
     fence: number,
     next: NewCredential,
+    minVersion?: number,
   ): Promise<CasResult>;
   /**
-   * Writes `credential` with its own version if the store holds nothing for
-   * `key` or an older version: a replica handing back what a restarted, empty
-   * store lost, or what it fetched while the store was unreachable. Resets the
-   * fence, since the store's fence counters may have been lost too.
+   * Reconciles what a replica holds with the store, by planRestore's rule
+   * (restore-plan.ts): puts `credential` back if the store lost it or holds
+   * one WeChat issued earlier, and otherwise keeps the stored one, numbered
+   * above `credential`'s version. Written: `credential`'s value is stored now;
+   * refused: `current` is what is stored, and what the replica should adopt.
+   * Over nothing the fence is 0, since the store's fence counters may have
+   * been lost too.
    */
   restore(key: CredentialKey, credential: StoredCredential): Promise<CasResult>;
   /**
    * Calls `listener` after every successful write, on every node that shares
-   * the store. Returns a function that unsubscribes.
+   * the store, with the credential as the store holds it (read back from the
+   * store, never taken from the notification). Returns a function that
+   * unsubscribes.
    */
   subscribe(listener: (update: CredentialUpdate) => void): () => void;
   /**

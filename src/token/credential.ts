@@ -12,6 +12,9 @@ export interface CredentialKey {
   readonly kind: CredentialKind;
 }
 
+/** The longest `expires_in` WeChat gives a token or ticket: 7200 s. */
+export const MAX_CREDENTIAL_LIFETIME_MS = 7_200_000;
+
 /** One version of a credential as stored. Times are epoch milliseconds. */
 export interface StoredCredential {
   readonly value: string;

@@ -8,7 +8,13 @@ import type { CredentialUpdate, TokenStore } from "../store/token-store.js";
 import { UpstreamError } from "../upstream/upstream-error.js";
 import { ReportShareUsedError } from "../upstream/upstream-guard.js";
 import type { AppConfig } from "./app.js";
-import { type CredentialKey, describeKey, keyId, type StoredCredential } from "./credential.js";
+import {
+  type CredentialKey,
+  describeKey,
+  keyId,
+  MAX_CREDENTIAL_LIFETIME_MS,
+  type StoredCredential,
+} from "./credential.js";
 import type { CredentialFetcher } from "./credential-fetcher.js";
 import type { RefreshEvents } from "./refresh-events.js";
 import { isServable, type RefreshPolicy } from "./refresh-policy.js";
@@ -312,18 +318,37 @@ export class Refresher {
     }
     // Expiry counts from when the request left: the credential was issued at
     // some point after that, so this errs on the early side.
-    const expiresAt = startedAt + fetched.expiresInSeconds * 1000;
+    // Capped at what WeChat issues: the store refuses a record claiming more.
+    const expiresAt =
+      startedAt + Math.min(fetched.expiresInSeconds * 1000, MAX_CREDENTIAL_LIFETIME_MS);
     const previousValidUntil = current
       ? r.key.kind === "access_token"
         ? Math.min(current.expiresAt, startedAt + ROTATION_OVERLAP_MS)
         : current.expiresAt
       : undefined;
-    const cas = await target.compareAndSet(r.key, current?.version ?? 0, lease.fence, {
+    const next = {
       value: fetched.value,
       fetchedAt: startedAt,
       expiresAt,
       ...(previousValidUntil === undefined ? {} : { previousValidUntil }),
-    });
+    };
+    // Numbered above what this replica remembers: a store that restarted
+    // empty must not give this value the version of an older one.
+    const minVersion = (this.o.localCredential(r.key)?.version ?? 0) + 1;
+    let cas = await target.compareAndSet(
+      r.key,
+      current?.version ?? 0,
+      lease.fence,
+      next,
+      minVersion,
+    );
+    // A replica's write-back after a store restart can land between our read
+    // and our write; WeChat issued ours last (the other is already replaced), so ours goes on top.
+    for (let round = 0; round < 3 && !cas.written && cas.reason === "version"; round++) {
+      const stored = cas.current;
+      if (stored && (stored.value === next.value || stored.fetchedAt >= next.fetchedAt)) break;
+      cas = await target.compareAndSet(r.key, stored?.version ?? 0, lease.fence, next, minVersion);
+    }
     if (!cas.written) {
       log.warn(
         { reason: cas.reason, storedVersion: cas.current?.version, fence: lease.fence },

@@ -29,7 +29,7 @@ import { isServable, type RefreshPolicy, retryDelayMs } from "./refresh-policy.j
 import { RefreshSchedule, versionJitter } from "./refresh-schedule.js";
 import { Refresher, type RefreshOutcome } from "./refresher.js";
 import { DEFAULT_REPORT_BUDGET, ReportBudget, type ReportBudgetOptions } from "./report-budget.js";
-import { resyncWithStore } from "./store-resync.js";
+import { needsReconcile, reconcileWithStore, resyncWithStore } from "./store-resync.js";
 import { WatchHub } from "./watch-hub.js";
 
 export type InvalidateOutcome =
@@ -106,6 +106,8 @@ export class TokenManager {
   readonly #refresher: Refresher;
   readonly #schedule: RefreshSchedule;
   #unsubscribe: (() => void) | undefined;
+  /** Credentials whose L1 copy is being reconciled with the store. */
+  readonly #reconciling = new Set<string>();
 
   constructor(options: TokenManagerOptions) {
     const clock = options.clock ?? systemClock;
@@ -169,7 +171,7 @@ export class TokenManager {
 
   /** Subscribes to the store and fetches the access tokens of apps marked `prefetch`. */
   start(): void {
-    this.#unsubscribe = this.#o.store.subscribe((u) => this.#onUpdate(u));
+    this.#unsubscribe = this.#o.store.subscribe((u) => this.#onStored(u));
     this.#unsubscribeResync = this.#o.store.onResync(() => this.#resync(1));
     for (const app of this.#o.apps.all()) {
       if (!app.prefetch) continue;
@@ -536,6 +538,35 @@ export class TokenManager {
       );
       this.#o.clock.schedule(() => this.#resync(attempt + 1), delay);
     });
+  }
+
+  /**
+   * A credential as the store holds it now (re-read after a write notice).
+   * The store is the source of truth: when it disagrees with L1 (after a
+   * restart, two replicas' values), its restore rule settles which one
+   * WeChat issued last, and L1 takes that.
+   */
+  #onStored(update: CredentialUpdate): void {
+    const id = keyId(update.key);
+    const held = this.#l1.get(id);
+    if (!held || !needsReconcile(held, update.credential)) {
+      this.#onUpdate(update);
+      return;
+    }
+    if (this.#reconciling.has(id)) return;
+    this.#reconciling.add(id);
+    reconcileWithStore(this.#o.store, update.key, held)
+      .then((settled) => {
+        if (settled) this.#onUpdate({ key: update.key, credential: settled });
+      })
+      .catch((err: unknown) => {
+        // The resync after the store's next reconnect settles it.
+        this.#o.logger.warn(
+          { app: update.key.appId, kind: update.key.kind, err: errorSummary(err) },
+          "could not reconcile a credential with the store",
+        );
+      })
+      .finally(() => this.#reconciling.delete(id));
   }
 
   /** Feeds L1, the refresh schedule and watchers from every store write. */

@@ -30,13 +30,13 @@ describe("tokens encrypted at rest across replicas", () => {
       const [a, b] = h.replicas;
       const first = await a?.manager.get("classic", "access_token", never);
       const stored = await client.hget(`${h.prefix}:{classic/access_token}:cred`, "value");
-      expect(stored).toMatch(/^v1:k1:/);
+      expect(stored).toMatch(/^v2:k1:/);
       expect(stored).not.toContain(first?.value ?? "-");
       expect((await b?.manager.get("classic", "access_token", never))?.value).toBe(first?.value);
 
       await b?.manager.invalidate("classic", "access_token", first?.value ?? "", 40001, never);
       const second = await client.hget(`${h.prefix}:{classic/access_token}:cred`, "value");
-      expect(second).toMatch(/^v1:k2:/);
+      expect(second).toMatch(/^v2:k2:/);
       await expect.poll(() => a?.manager.peek("classic", "access_token")?.version).toBe(2);
       const viaA = await a?.manager.get("classic", "access_token", never);
       expect(h.emulator.control.checkToken(viaA?.value ?? "").valid).toBe(true);

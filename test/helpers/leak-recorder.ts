@@ -212,7 +212,11 @@ export function parseMonitorLine(line: string): string[] | undefined {
 const ESCAPES: Record<string, string> = { n: "\n", r: "\r", t: "\t", a: "\x07", b: "\b" };
 
 /** The credential scripts and the ARGV position of the value each takes (see their headers). */
-const VALUE_ARGV: Record<string, number> = { casCredential: 5, restoreCredential: 4 };
+const VALUE_ARGV: Record<string, number> = {
+  casCredential: 5,
+  restoreCredential: 4,
+  discardCredential: 1,
+};
 let scriptValueArgv: Map<string, number> | undefined;
 
 function valueArgvOf(sha: string): number | undefined {

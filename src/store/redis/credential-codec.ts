@@ -1,50 +1,96 @@
-import type { NewCredential, StoredCredential } from "../../token/credential.js";
-import { type CredentialKey, keyId, parseKeyId } from "../../token/credential.js";
+import type { StoredCredential } from "../../token/credential.js";
+import {
+  type CredentialKey,
+  MAX_CREDENTIAL_LIFETIME_MS,
+  parseKeyId,
+} from "../../token/credential.js";
 import { isSealedValue, type ValueCipher, ValueDecryptionError } from "./value-cipher.js";
 
 /**
  * How a credential is laid out in Redis: one hash per credential whose fields
  * are decimal strings (`version`, `fence`, `fetchedAt`, `expiresAt`,
- * `previousValidUntil`) plus `value`. The pub/sub message of a write carries
- * the same fields, so one decoder serves reads and notifications.
+ * `previousValidUntil`) plus `value`. The pub/sub message of a write names
+ * only the credential and its version: it is a hint to re-read the hash,
+ * never a source of values (see RedisTokenStore).
  *
  * With a ValueCipher, `value` is sealed (see value-cipher.ts) with the
- * credential id as AAD; hash reads and pub/sub messages both carry the
- * ciphertext. Without one, values are stored as they are. A plaintext value
- * read while a cipher is configured is accepted (written before encryption
- * was turned on); the next write of that credential seals it.
+ * credential id and the record's other fields as AAD. A plaintext value read
+ * while a cipher is configured is refused, unless the operator's migration
+ * switch (`acceptPlaintextUntil`) is still open.
+ *
+ * Whatever the cipher, a record claiming more than WeChat can issue is
+ * refused: a life over MAX_LIFETIME_MS after its fetch, or a fetch in the future.
  */
 
-/** How values are sealed: the credential id ("<appId>/<kind>") and the cipher, if any. */
+/** The longest `expires_in` WeChat gives a token or ticket (facts §1, §3). */
+export const MAX_LIFETIME_MS = MAX_CREDENTIAL_LIFETIME_MS;
+/** How far a replica's clock may run ahead of this one's before its fetchedAt is refused. */
+export const MAX_CLOCK_SKEW_MS = 60_000;
+
+/** How values are sealed and what is accepted when reading. */
 export interface ValueSealing {
+  /** The credential id ("<appId>/<kind>"). */
   readonly id: string;
   readonly cipher?: ValueCipher | undefined;
+  /** With a cipher: plaintext values are still read before this time (epoch ms). */
+  readonly acceptPlaintextUntil?: number | undefined;
+  /** Epoch ms, for the plaintext switch and the future-fetch check. */
+  readonly now: number;
 }
 
-/** The hash fields of a write, in the order `cas-credential-1.lua` takes them. */
+/** Why a stored record is not taken for a credential. Messages never quote a value. */
+export type RefusalReason = "plaintext" | "lifetime" | "future";
+
+/** A record this broker would never have written: treated as corrupt, never served. */
+export class RefusedCredentialError extends Error {
+  override readonly name = "RefusedCredentialError";
+  constructor(
+    message: string,
+    readonly reason: RefusalReason,
+  ) {
+    super(message);
+  }
+}
+
+/** The hash fields of a write, in the order the write scripts take them. */
 export interface EncodedCredential {
   readonly value: string;
+  readonly version: string;
   readonly fetchedAt: string;
   readonly expiresAt: string;
   /** "" when the credential has none (the script then removes the field). */
   readonly previousValidUntil: string;
 }
 
-export function encodeCredential(next: NewCredential, sealing?: ValueSealing): EncodedCredential {
-  return {
-    value: sealing?.cipher ? sealing.cipher.encrypt(next.value, sealing.id) : next.value,
-    fetchedAt: encodeTime(next.fetchedAt, "fetchedAt"),
-    expiresAt: encodeTime(next.expiresAt, "expiresAt"),
+export function encodeCredential(
+  next: StoredCredential,
+  sealing: Pick<ValueSealing, "id" | "cipher">,
+): EncodedCredential {
+  const encoded = {
+    version: encodeInteger(next.version, "version"),
+    fetchedAt: encodeInteger(next.fetchedAt, "fetchedAt"),
+    expiresAt: encodeInteger(next.expiresAt, "expiresAt"),
     previousValidUntil:
       next.previousValidUntil === undefined
         ? ""
-        : encodeTime(next.previousValidUntil, "previousValidUntil"),
+        : encodeInteger(next.previousValidUntil, "previousValidUntil"),
+  };
+  return {
+    ...encoded,
+    value: sealing.cipher
+      ? sealing.cipher.encrypt(next.value, sealing.id, bindingOf(encoded))
+      : next.value,
   };
 }
 
-function encodeTime(ms: number, field: string): string {
-  if (!Number.isSafeInteger(ms)) throw new RangeError(`${field} must be epoch milliseconds`);
-  return String(ms);
+/** The record's fields a sealed value is bound to (part of its AAD), as stored. */
+function bindingOf(f: Omit<EncodedCredential, "value">): string {
+  return `version=${f.version};fetchedAt=${f.fetchedAt};expiresAt=${f.expiresAt};previousValidUntil=${f.previousValidUntil}`;
+}
+
+function encodeInteger(n: number, field: string): string {
+  if (!Number.isSafeInteger(n)) throw new RangeError(`${field} must be an integer`);
+  return String(n);
 }
 
 /** HGETALL's flat `[field, value, …]` list (as Lua returns it) as a record. */
@@ -61,61 +107,88 @@ export function fieldsFromList(list: readonly unknown[]): Record<string, string>
 /**
  * The credential a hash holds; undefined when it holds nothing (a missing key
  * reads as an empty hash). Throws on a hash that is not a credential, which
- * only a foreign writer could produce, and ValueDecryptionError on a sealed
- * value that cannot be opened. Never puts the value in a message.
+ * only a foreign writer could produce; ValueDecryptionError on a sealed value
+ * that cannot be opened for this record; RefusedCredentialError on a record
+ * this broker would never have written. Never puts the value in a message.
  */
 export function decodeFields(
   fields: Readonly<Record<string, string>>,
-  sealing?: ValueSealing,
+  sealing: ValueSealing,
 ): StoredCredential | undefined {
   if (Object.keys(fields).length === 0) return undefined;
   const value = fields.value;
   if (value === undefined) throw new Error("stored credential has no value field");
   const previous = fields.previousValidUntil;
-  return {
-    value: openValue(value, sealing),
+  const credential: StoredCredential = {
+    value,
     version: decodeNumber(fields, "version"),
     fetchedAt: decodeNumber(fields, "fetchedAt"),
     expiresAt: decodeNumber(fields, "expiresAt"),
-    ...(previous === undefined
+    ...(previous === undefined || previous === ""
       ? {}
       : { previousValidUntil: decodeNumber(fields, "previousValidUntil") }),
   };
+  checkIssuable(credential, sealing);
+  return { ...credential, value: openValue(credential, sealing) };
 }
 
-/** The plaintext of a stored value; plaintext stays as is (written before encryption). */
-function openValue(value: string, sealing: ValueSealing | undefined): string {
-  if (!isSealedValue(value)) return value;
-  const id = sealing?.id ?? "(unnamed)";
-  if (!sealing?.cipher)
+/** Refuses what WeChat cannot have issued; a forged record could otherwise live for ever. */
+function checkIssuable(c: StoredCredential, sealing: ValueSealing): void {
+  if (c.expiresAt - c.fetchedAt > MAX_LIFETIME_MS)
+    throw new RefusedCredentialError(
+      `credential ${sealing.id} claims to live ${Math.round((c.expiresAt - c.fetchedAt) / 1000)} s after its fetch; WeChat issues at most ${MAX_LIFETIME_MS / 1000} s`,
+      "lifetime",
+    );
+  if (c.fetchedAt > sealing.now + MAX_CLOCK_SKEW_MS)
+    throw new RefusedCredentialError(
+      `credential ${sealing.id} claims a fetch ${Math.round((c.fetchedAt - sealing.now) / 1000)} s in the future`,
+      "future",
+    );
+}
+
+function openValue(c: StoredCredential, sealing: ValueSealing): string {
+  const { id, cipher } = sealing;
+  if (!isSealedValue(c.value)) {
+    if (!cipher) return c.value;
+    if (sealing.acceptPlaintextUntil !== undefined && sealing.now < sealing.acceptPlaintextUntil)
+      return c.value; // the operator's migration switch is open
+    throw new RefusedCredentialError(
+      `credential ${id} is stored unencrypted while encryption keys are configured; refused (a plaintext store is read only while security.acceptPlaintextUntil is in the future)`,
+      "plaintext",
+    );
+  }
+  if (!cipher)
     throw new ValueDecryptionError(
       `credential ${id} is encrypted but no encryption keys are configured`,
       "no-keys",
     );
-  return sealing.cipher.decrypt(value, id);
+  return cipher.decrypt(
+    c.value,
+    id,
+    bindingOf({
+      version: String(c.version),
+      fetchedAt: String(c.fetchedAt),
+      expiresAt: String(c.expiresAt),
+      previousValidUntil: c.previousValidUntil === undefined ? "" : String(c.previousValidUntil),
+    }),
+  );
 }
 
 function decodeNumber(fields: Readonly<Record<string, string>>, name: string): number {
   const raw = fields[name];
-  const n = raw === undefined || raw === "" ? Number.NaN : Number(raw);
+  const n = raw === undefined || !/^-?[0-9]{1,16}$/.test(raw) ? Number.NaN : Number(raw);
   if (!Number.isSafeInteger(n))
     throw new Error(`stored credential field '${name}' is not an integer`);
   return n;
 }
 
 /**
- * A message published by `cas-credential-1.lua`: `{"id": "<appId>/<kind>",
- * "fields": {…}}`. Throws, without quoting the message (it holds the value),
- * when it is not one; ValueDecryptionError when its sealed value cannot be
- * opened with `cipher` for the id it names.
+ * A message published by the write scripts: `{"id": "<appId>/<kind>",
+ * "version": "<n>"}`, a hint that the credential was written. Throws,
+ * without quoting the message, when it is not one. Any other field (a value
+ * someone published) is ignored: replicas only ever read values from the hash.
  */
-export function decodeUpdateMessage(
-  message: string,
-  cipher?: ValueCipher,
-): {
-  key: CredentialKey;
-  credential: StoredCredential;
-} {
+export function decodeUpdateHint(message: string): { key: CredentialKey } {
   let parsed: unknown;
   try {
     parsed = JSON.parse(message);
@@ -124,14 +197,8 @@ export function decodeUpdateMessage(
   }
   if (typeof parsed !== "object" || parsed === null)
     throw new Error("update message is not an object");
-  const { id, fields } = parsed as { id?: unknown; fields?: unknown };
+  const { id } = parsed as { id?: unknown };
   const key = typeof id === "string" ? parseKeyId(id) : undefined;
   if (!key) throw new Error("update message names no credential");
-  if (typeof fields !== "object" || fields === null || Array.isArray(fields))
-    throw new Error("update message has no fields");
-  const strings: Record<string, string> = {};
-  for (const [name, v] of Object.entries(fields)) if (typeof v === "string") strings[name] = v;
-  const credential = decodeFields(strings, { id: keyId(key), cipher });
-  if (!credential) throw new Error("update message has empty fields");
-  return { key, credential };
+  return { key };
 }

@@ -6,20 +6,22 @@ import {
   type NewCredential,
   type StoredCredential,
 } from "../../token/credential.js";
+import { planRestore } from "../restore-plan.js";
 import { StoreUnavailableError } from "../store-unavailable.js";
 import type { CasResult, CredentialUpdate, TokenStore } from "../token-store.js";
 import { quitOrDisconnect, type RedisClient } from "./connection.js";
 import {
   decodeFields,
-  decodeUpdateMessage,
+  decodeUpdateHint,
   encodeCredential,
   fieldsFromList,
+  RefusedCredentialError,
   type ValueSealing,
 } from "./credential-codec.js";
 import type { RedisKeys } from "./keys.js";
 import { loadScripts, type TokenScripts, type WriteReply } from "./scripts.js";
 import { UpdateSubscriber } from "./update-subscriber.js";
-import { type ValueCipher, ValueDecryptionError } from "./value-cipher.js";
+import { isSealedValue, type ValueCipher, ValueDecryptionError } from "./value-cipher.js";
 
 /** How long Redis keeps a credential after it expires, so it can still be read for diagnosis. */
 export const DEFAULT_RETENTION_MS = 24 * 60 * 60 * 1000;
@@ -34,19 +36,27 @@ export interface RedisTokenStoreOptions {
   /** Only used to compute when a credential may be deleted. */
   readonly clock?: Clock;
   /**
-   * Seals credential values at rest (hash fields and update messages).
-   * Absent: values are stored in plaintext. Present: plaintext values already
-   * stored are still read, and sealed at their next write.
+   * Seals credential values at rest. Absent: values are stored in plaintext.
+   * Present: a plaintext value in the store is refused (never served, deleted
+   * so the next refresh replaces it) unless `acceptPlaintextUntil` is later.
    */
   readonly cipher?: ValueCipher;
+  /** With a cipher: the end (epoch ms) of the migration window in which plaintext values are read. */
+  readonly acceptPlaintextUntil?: number;
 }
+
+/** Rounds of read-plan-put in `restore` before giving up on a credential written to meanwhile. */
+const RESTORE_ROUNDS = 5;
 
 /**
  * The shared store for replicas. Each credential is one hash, written only by
- * `lua/cas-credential-1.lua`, which checks the fence and the version, writes,
- * and publishes the new credential on `keys.updates` in one atomic step.
- * Every instance (the writer included) hears writes from its own subscriber
- * connection, so listeners see each credential's versions in write order.
+ * the Lua scripts, which check the fence and the version, write, and publish
+ * a hint ({id, version}) on `keys.updates` in one atomic step. Every instance
+ * (the writer included) hears the hint on its own subscriber connection and
+ * re-reads the hash before telling its listeners: the store is the only
+ * source of truth, so whoever can PUBLISH to Redis cannot hand a replica a
+ * value. Re-reads of one credential run one at a time, so listeners see its
+ * versions in store order.
  */
 export class RedisTokenStore implements TokenStore {
   readonly #client: RedisClient;
@@ -55,7 +65,13 @@ export class RedisTokenStore implements TokenStore {
   readonly #retentionMs: number;
   readonly #clock: Clock;
   readonly #cipher: ValueCipher | undefined;
+  readonly #acceptPlaintextUntil: number | undefined;
   readonly #scripts: TokenScripts;
+  /** Credentials being re-read after a hint, and those hinted again meanwhile. */
+  readonly #rereading = new Set<string>();
+  readonly #hintedAgain = new Set<string>();
+  /** The last record re-read and delivered per credential, so a re-read of it is not delivered twice. */
+  readonly #delivered = new Map<string, StoredCredential>();
   readonly #subscriber: UpdateSubscriber;
   readonly #listeners = new Set<(update: CredentialUpdate) => void>();
   readonly #resyncListeners = new Set<() => void>();
@@ -68,6 +84,7 @@ export class RedisTokenStore implements TokenStore {
     this.#retentionMs = o.retentionMs ?? DEFAULT_RETENTION_MS;
     this.#clock = o.clock ?? systemClock;
     this.#cipher = o.cipher;
+    this.#acceptPlaintextUntil = o.acceptPlaintextUntil;
     this.#scripts = loadScripts(o.client);
     this.#subscriber = new UpdateSubscriber({
       client: o.client,
@@ -78,11 +95,16 @@ export class RedisTokenStore implements TokenStore {
     });
   }
 
+  /**
+   * The stored credential. A record this broker would never have written
+   * (RefusedCredentialError) reads as nothing, is logged, and is deleted
+   * unless it changed meanwhile, so the next refresh replaces it.
+   */
   async get(key: CredentialKey): Promise<StoredCredential | undefined> {
     const fields = await this.#command("read", () =>
       this.#client.hgetall(this.#keys.credential(key)),
     );
-    return decodeFields(fields, this.#sealing(key));
+    return this.#decode(key, fields);
   }
 
   async compareAndSet(
@@ -90,31 +112,44 @@ export class RedisTokenStore implements TokenStore {
     expectedVersion: number,
     fence: number,
     next: NewCredential,
+    minVersion = 0,
   ): Promise<CasResult> {
     if (!Number.isSafeInteger(expectedVersion) || expectedVersion < 0)
       throw new RangeError("expectedVersion must be a non-negative integer");
     if (!Number.isSafeInteger(fence) || fence < 0)
       throw new RangeError("fence must be a non-negative integer");
+    const version = Math.max(expectedVersion + 1, minVersion);
     const reply = await this.#command("write", () =>
       this.#scripts.casCredential(this.#keys.credential(key), {
-        ...this.#writeTarget(key, next),
+        ...this.#writeTarget(key, { ...next, version }),
         expectedVersion,
         fence,
       }),
     );
-    return casResult(reply, this.#sealing(key));
+    return this.#result(key, reply);
   }
 
-  async restore(key: CredentialKey, credential: StoredCredential): Promise<CasResult> {
-    if (!Number.isSafeInteger(credential.version) || credential.version < 1)
+  async restore(key: CredentialKey, known: StoredCredential): Promise<CasResult> {
+    if (!Number.isSafeInteger(known.version) || known.version < 1)
       throw new RangeError("a restored credential needs a positive integer version");
-    const reply = await this.#command("write", () =>
-      this.#scripts.restoreCredential(this.#keys.credential(key), {
-        ...this.#writeTarget(key, credential),
-        version: credential.version,
-      }),
-    );
-    return casResult(reply, this.#sealing(key));
+    for (let round = 1; ; round++) {
+      const stored = await this.get(key);
+      const { put } = planRestore(stored, known);
+      if (!put) return { written: false, reason: "version", current: stored };
+      const reply = await this.#command("write", () =>
+        this.#scripts.restoreCredential(this.#keys.credential(key), {
+          ...this.#writeTarget(key, put),
+          expectedVersion: stored?.version ?? 0,
+        }),
+      );
+      const result = await this.#result(key, reply);
+      if (result.written)
+        return result.credential.value === known.value
+          ? result
+          : { written: false, reason: "version", current: result.credential };
+      // Written to between the read and the put: plan again on what is there now.
+      if (round >= RESTORE_ROUNDS) return result;
+    }
   }
 
   subscribe(listener: (update: CredentialUpdate) => void): () => void {
@@ -146,7 +181,7 @@ export class RedisTokenStore implements TokenStore {
     return this.#closing;
   }
 
-  #writeTarget(key: CredentialKey, next: NewCredential) {
+  #writeTarget(key: CredentialKey, next: StoredCredential) {
     return {
       channel: this.#keys.updates,
       id: keyId(key),
@@ -156,8 +191,51 @@ export class RedisTokenStore implements TokenStore {
     };
   }
 
-  #sealing(key: CredentialKey) {
-    return { id: keyId(key), cipher: this.#cipher };
+  #sealing(key: CredentialKey): ValueSealing {
+    return {
+      id: keyId(key),
+      cipher: this.#cipher,
+      acceptPlaintextUntil: this.#acceptPlaintextUntil,
+      now: this.#clock.now(),
+    };
+  }
+
+  async #decode(
+    key: CredentialKey,
+    fields: Record<string, string>,
+  ): Promise<StoredCredential | undefined> {
+    try {
+      const credential = decodeFields(fields, this.#sealing(key));
+      if (credential && this.#cipher && fields.value && !isSealedValue(fields.value))
+        this.#logger.warn(
+          { app: key.appId, kind: key.kind, version: credential.version },
+          "serving a credential stored unencrypted (security.acceptPlaintextUntil is open); it is sealed at its next write",
+        );
+      return credential;
+    } catch (err) {
+      if (!(err instanceof RefusedCredentialError)) throw err;
+      // Loud: only a foreign writer (or a store written before keys were set) leaves these.
+      this.#logger.error(
+        { app: key.appId, kind: key.kind, reason: err.reason, problem: err.message },
+        "refused a stored credential; treating it as absent and deleting it so a refresh replaces it",
+      );
+      await this.#command("write", () =>
+        this.#scripts.discardCredential(
+          this.#keys.credential(key),
+          fields.value ?? "",
+          fields.version ?? "",
+        ),
+      );
+      return undefined;
+    }
+  }
+
+  async #result(key: CredentialKey, reply: WriteReply): Promise<CasResult> {
+    const stored = await this.#decode(key, fieldsFromList(reply.fields));
+    if (reply.status !== "written")
+      return { written: false, reason: reply.status, current: stored };
+    if (!stored) throw new Error("Redis wrote the credential but returned nothing");
+    return { written: true, credential: stored };
   }
 
   async #command<T>(what: "read" | "write", run: () => Promise<T>): Promise<T> {
@@ -174,26 +252,71 @@ export class RedisTokenStore implements TokenStore {
     }
   }
 
+  /** A write was announced: re-read the credential (one read at a time per credential). */
   #deliver(message: string): void {
-    let update: CredentialUpdate;
+    let key: CredentialKey;
     try {
-      update = decodeUpdateMessage(message, this.#cipher);
+      key = decodeUpdateHint(message).key;
     } catch (err) {
-      if (err instanceof ValueDecryptionError) {
-        // Keys differ between replicas (a rotation half done): say which key.
-        this.#logger.error(
-          { problem: err.message, keyId: err.keyId },
-          "cannot decrypt a credential update message; ignoring it",
-        );
-        return;
-      }
-      // The message is not logged: it may hold a value.
+      // The message is not logged: it may hold anything.
       this.#logger.warn(
         { problem: err instanceof Error ? err.message : String(err), bytes: message.length },
         "ignoring a malformed credential update message",
       );
       return;
     }
+    const id = keyId(key);
+    if (this.#rereading.has(id)) {
+      this.#hintedAgain.add(id);
+      return;
+    }
+    this.#rereading.add(id);
+    void this.#reread(key, id);
+  }
+
+  async #reread(key: CredentialKey, id: string): Promise<void> {
+    try {
+      do {
+        this.#hintedAgain.delete(id);
+        if (this.#closing) return;
+        let credential: StoredCredential | undefined;
+        try {
+          credential = await this.get(key);
+        } catch (err) {
+          if (err instanceof ValueDecryptionError) {
+            // Keys differ between replicas (a rotation half done): say which key.
+            this.#logger.error(
+              { problem: err.message, keyId: err.keyId },
+              "cannot decrypt a credential that was just written; ignoring the update",
+            );
+          } else {
+            // Unreachable: the resync after reconnecting reads it again.
+            this.#logger.warn(
+              {
+                app: key.appId,
+                kind: key.kind,
+                err: err instanceof Error ? err.message : String(err),
+              },
+              "could not read a credential after its update notice",
+            );
+          }
+          continue;
+        }
+        const last = this.#delivered.get(id);
+        if (
+          !credential ||
+          (last?.version === credential.version && last.value === credential.value)
+        )
+          continue;
+        this.#delivered.set(id, credential);
+        this.#notify({ key, credential });
+      } while (this.#hintedAgain.has(id));
+    } finally {
+      this.#rereading.delete(id);
+    }
+  }
+
+  #notify(update: CredentialUpdate): void {
     for (const listener of [...this.#listeners]) {
       try {
         listener(update);
@@ -213,13 +336,6 @@ export class RedisTokenStore implements TokenStore {
       }
     }
   }
-}
-
-function casResult(reply: WriteReply, sealing: ValueSealing): CasResult {
-  const stored = decodeFields(fieldsFromList(reply.fields), sealing);
-  if (reply.status !== "written") return { written: false, reason: reply.status, current: stored };
-  if (!stored) throw new Error("Redis wrote the credential but returned nothing");
-  return { written: true, credential: stored };
 }
 
 /**

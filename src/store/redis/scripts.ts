@@ -9,6 +9,8 @@ declare module "ioredis" {
     casCredential(key: RedisKey, ...argv: string[]): Result<unknown, Context>;
     /** lua/restore-credential-1.lua; call it through `loadScripts(client).restoreCredential`. */
     restoreCredential(key: RedisKey, ...argv: string[]): Result<unknown, Context>;
+    /** lua/discard-credential-1.lua; call it through `loadScripts(client).discardCredential`. */
+    discardCredential(key: RedisKey, ...argv: string[]): Result<unknown, Context>;
   }
 }
 
@@ -91,18 +93,20 @@ export interface CasArgs extends WriteTarget {
 }
 
 export interface RestoreArgs extends WriteTarget {
-  readonly version: number;
+  readonly expectedVersion: number;
 }
 
 /** Typed calls of the scripts, registered on one client. */
 export interface TokenScripts {
   /** cas-credential-1.lua: fence check, version check, write, publish. */
   casCredential(credentialKey: string, args: CasArgs): Promise<WriteReply>;
-  /** restore-credential-1.lua: write with its own version over nothing or older, publish. */
+  /** restore-credential-1.lua: put a whole record over the version read, publish. */
   restoreCredential(credentialKey: string, args: RestoreArgs): Promise<WriteReply>;
+  /** discard-credential-1.lua: delete a refused record unless it changed; true if deleted. */
+  discardCredential(credentialKey: string, value: string, version: string): Promise<boolean>;
 }
 
-const REQUIRED = ["casCredential", "restoreCredential"] as const;
+const REQUIRED = ["casCredential", "restoreCredential", "discardCredential"] as const;
 
 /**
  * Registers every script on `client` with `defineCommand` (ioredis runs them
@@ -127,6 +131,7 @@ export function loadScripts(client: RedisClient, scripts = readLuaScripts()): To
           String(a.expectedVersion),
           String(a.fence),
           c.value,
+          c.version,
           c.fetchedAt,
           c.expiresAt,
           c.previousValidUntil,
@@ -142,14 +147,18 @@ export function loadScripts(client: RedisClient, scripts = readLuaScripts()): To
           credentialKey,
           a.channel,
           a.id,
-          String(a.version),
+          String(a.expectedVersion),
           c.value,
+          c.version,
           c.fetchedAt,
           c.expiresAt,
           c.previousValidUntil,
           String(a.keepMs),
         ),
       );
+    },
+    async discardCredential(credentialKey, value, version) {
+      return (await client.discardCredential(credentialKey, value, version)) === 1;
     },
   };
 }

@@ -9,11 +9,18 @@ import { inspect } from "node:util";
 
 /**
  * Encryption at rest of credential values in Redis: AES-256-GCM with a
- * 12-byte random IV per write and the credential id ("<appId>/<kind>") as
- * additional authenticated data, so a ciphertext only opens for the
- * credential it was written for. A stored value reads
+ * 12-byte random IV per write. The additional authenticated data is the
+ * credential id ("<appId>/<kind>") and the record's other fields (version,
+ * fetchedAt, expiresAt, previousValidUntil; see `bindingOf` in
+ * credential-codec.ts), so a ciphertext only opens for the credential and
+ * the exact record it was written for: someone able to write to Redis but
+ * without the key cannot renumber, extend or re-date a sealed value. A stored
+ * value reads
  *
- *   v1:<keyId>:<iv, base64url>:<ciphertext followed by the 16-byte tag, base64url>
+ *   v2:<keyId>:<iv, base64url>:<ciphertext followed by the 16-byte tag, base64url>
+ *
+ * `v1` values (earlier releases: AAD = the credential id only) still open,
+ * so an upgrade needs no migration; each credential's next write is `v2`.
  *
  * Rotation: the first configured key encrypts; every configured key
  * decrypts, picked by the key id in the value. Configure `[new, old]`, wait
@@ -21,9 +28,10 @@ import { inspect } from "node:util";
  * drop `old`.
  *
  * Only the value is sealed; versions and times stay readable to the Lua
- * scripts, which never look inside the value. The AAD does not bind the
- * version, so someone able to write to Redis can still put back an older
- * ciphertext of the same credential (Redis access remains trusted for that).
+ * scripts, which never look inside the value. Someone able to write to Redis
+ * can still put back an older record whole (all its fields, as written): that
+ * is an old token of this app, which WeChat has replaced; the expiry cap in
+ * credential-codec.ts bounds how long it could look valid.
  */
 
 /** One key: `id` is written into every value it encrypts; `key` is 32 bytes. */
@@ -32,7 +40,9 @@ export interface EncryptionKey {
   readonly key: Buffer;
 }
 
-const FORMAT = "v1";
+const FORMAT = "v2";
+/** Earlier releases: the AAD is the credential id alone. Read, never written. */
+const LEGACY_FORMAT = "v1";
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
 const KEY_BYTES = 32;
@@ -96,13 +106,17 @@ export class ValueCipher {
     return [...this.#keys.keys()];
   }
 
-  /** Seals `value` for the credential `aad` ("<appId>/<kind>") under the current key. */
-  encrypt(value: string, aad: string): string {
+  /**
+   * Seals `value` for the credential `id` ("<appId>/<kind>") and the record
+   * `binding` (its other fields, as credential-codec.ts spells them) under
+   * the current key.
+   */
+  encrypt(value: string, id: string, binding: string): string {
     const iv = randomBytes(IV_BYTES);
     const cipher = createCipheriv("aes-256-gcm", this.#key(this.#current), iv, {
       authTagLength: TAG_BYTES,
     });
-    cipher.setAAD(Buffer.from(aad, "utf8"));
+    cipher.setAAD(Buffer.from(boundAad(id, binding), "utf8"));
     const sealed = Buffer.concat([
       cipher.update(value, "utf8"),
       cipher.final(),
@@ -112,17 +126,19 @@ export class ValueCipher {
   }
 
   /**
-   * Opens a value sealed by `encrypt` for the same `aad`, with whichever
-   * configured key it names. Throws ValueDecryptionError for an unknown key
-   * id, a failed authentication (other key material, altered, or copied from
-   * another credential) or a malformed envelope.
+   * Opens a value sealed by `encrypt` for the same `id` and `binding` (or a
+   * `v1` value for the same `id`), with whichever configured key it names.
+   * Throws ValueDecryptionError for an unknown key id, a failed
+   * authentication (other key material, altered, copied from another
+   * credential, or its record's fields changed) or a malformed envelope.
    */
-  decrypt(sealed: string, aad: string): string {
+  decrypt(sealed: string, id: string, binding: string): string {
+    const aad = id;
     const parts = sealed.split(":");
     const [format, keyId, ivText, bodyText] = parts;
-    if (format !== FORMAT)
+    if (format !== FORMAT && format !== LEGACY_FORMAT)
       throw new ValueDecryptionError(
-        `credential ${aad} is sealed in an unsupported format '${isSealedValue(sealed) ? format : "?"}' (this version reads ${FORMAT})`,
+        `credential ${aad} is sealed in an unsupported format '${isSealedValue(sealed) ? format : "?"}' (this version reads ${FORMAT} and ${LEGACY_FORMAT})`,
         "malformed",
       );
     if (
@@ -154,7 +170,7 @@ export class ValueCipher {
         keyId,
       );
     const decipher = createDecipheriv("aes-256-gcm", key, iv, { authTagLength: TAG_BYTES });
-    decipher.setAAD(Buffer.from(aad, "utf8"));
+    decipher.setAAD(Buffer.from(format === FORMAT ? boundAad(id, binding) : id, "utf8"));
     decipher.setAuthTag(body.subarray(body.length - TAG_BYTES));
     try {
       return Buffer.concat([
@@ -163,7 +179,7 @@ export class ValueCipher {
       ]).toString("utf8");
     } catch {
       throw new ValueDecryptionError(
-        `cannot decrypt credential ${aad} with key '${keyId}': authentication failed (the configured key '${keyId}' is not the one that encrypted it, or the ciphertext was altered or copied from another credential)`,
+        `cannot decrypt credential ${aad} with key '${keyId}': authentication failed (the configured key '${keyId}' is not the one that encrypted it, or the ciphertext was altered, copied from another credential, or its version or times were changed in Redis)`,
         "authentication",
         keyId,
       );
@@ -183,6 +199,11 @@ export class ValueCipher {
     if (!key) throw new Error(`encryption key '${id}' is not configured`);
     return key;
   }
+}
+
+/** The AAD of a v2 value: the credential id, then its record's fields. */
+function boundAad(id: string, binding: string): string {
+  return `${id}\n${binding}`;
 }
 
 interface Revealable {

@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { createCipheriv, randomBytes } from "node:crypto";
 import { inspect } from "node:util";
 import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -27,8 +27,10 @@ const next = (value: string, extra: Partial<NewCredential> = {}): NewCredential 
   ...extra,
 });
 const token = { appId: "wx-enc-1", kind: "access_token" } as const;
+/** The record fields a value is bound to (credential-codec.ts builds the real one). */
+const B = "version=1;fetchedAt=1;expiresAt=2;previousValidUntil=";
 const ticket = { appId: "wx-enc-1", kind: "jsapi_ticket" } as const;
-const SEALED = /^v1:([A-Za-z0-9._-]+):([A-Za-z0-9_-]{16}):([A-Za-z0-9_-]+)$/;
+const SEALED = /^v2:([A-Za-z0-9._-]+):([A-Za-z0-9_-]{16}):([A-Za-z0-9_-]+)$/;
 
 /** A fresh key; the suite-wide leak scan looks for it everywhere (a no-op when the scan is off). */
 function key(id: string): EncryptionKey {
@@ -47,10 +49,10 @@ describe("ValueCipher", () => {
   const k1 = key("k1");
   const k2 = key("k2");
 
-  it("seals as v1:<keyId>:<12-byte IV>:<ciphertext+tag>, with a fresh IV every time", () => {
+  it("seals as v2:<keyId>:<12-byte IV>:<ciphertext+tag>, with a fresh IV every time", () => {
     const cipher = new ValueCipher([k1]);
-    const a = cipher.encrypt("the-token", "app/access_token");
-    const b = cipher.encrypt("the-token", "app/access_token");
+    const a = cipher.encrypt("the-token", "app/access_token", B);
+    const b = cipher.encrypt("the-token", "app/access_token", B);
     expect(a).toMatch(SEALED);
     expect(a).not.toBe(b);
     const [, keyId, iv, body] = SEALED.exec(a) ?? [];
@@ -59,54 +61,68 @@ describe("ValueCipher", () => {
     // AES-GCM keeps the length: 9 plaintext bytes + 16 tag bytes.
     expect(Buffer.from(body ?? "", "base64url")).toHaveLength(9 + 16);
     expect(a).not.toContain("the-token");
-    expect(cipher.decrypt(a, "app/access_token")).toBe("the-token");
+    expect(cipher.decrypt(a, "app/access_token", B)).toBe("the-token");
     expect(isSealedValue(a)).toBe(true);
     expect(isSealedValue("13_fUIS1WabcDEF")).toBe(false);
   });
 
   it("encrypts with the first key and decrypts with any configured key (rotation)", () => {
-    const old = new ValueCipher([k1]).encrypt("old-value", "a/access_token");
+    const old = new ValueCipher([k1]).encrypt("old-value", "a/access_token", B);
     const rotated = new ValueCipher([k2, k1]);
     expect(rotated.currentKeyId).toBe("k2");
     expect(rotated.keyIds).toEqual(["k2", "k1"]);
-    expect(rotated.decrypt(old, "a/access_token")).toBe("old-value");
-    expect(rotated.encrypt("new-value", "a/access_token")).toMatch(/^v1:k2:/);
+    expect(rotated.decrypt(old, "a/access_token", B)).toBe("old-value");
+    expect(rotated.encrypt("new-value", "a/access_token", B)).toMatch(/^v2:k2:/);
   });
 
   it("refuses an unknown key id, a wrong key, another credential's AAD and altered bytes, quoting neither value nor key", () => {
     const value = plaintext("secret-token");
-    const sealed = new ValueCipher([k1]).encrypt(value, "a/access_token");
+    const sealed = new ValueCipher([k1]).encrypt(value, "a/access_token", B);
     const attempts: Array<[() => string, string, RegExp]> = [
       [
-        () => new ValueCipher([k2]).decrypt(sealed, "a/access_token"),
+        () => new ValueCipher([k2]).decrypt(sealed, "a/access_token", B),
         "unknown-key",
         /encrypted with key 'k1', which is not configured \(configured: k2\)/,
       ],
       [
         () =>
-          new ValueCipher([{ id: "k1", key: randomBytes(32) }]).decrypt(sealed, "a/access_token"),
+          new ValueCipher([{ id: "k1", key: randomBytes(32) }]).decrypt(
+            sealed,
+            "a/access_token",
+            B,
+          ),
         "authentication",
         /authentication failed/,
       ],
       [
-        () => new ValueCipher([k1]).decrypt(sealed, "b/access_token"),
+        () => new ValueCipher([k1]).decrypt(sealed, "b/access_token", B),
         "authentication",
         /credential b\/access_token .*copied from another credential/,
       ],
       [
-        () => new ValueCipher([k1]).decrypt(flipLastChar(sealed), "a/access_token"),
+        () =>
+          new ValueCipher([k1]).decrypt(
+            sealed,
+            "a/access_token",
+            B.replace("expiresAt=2", "expiresAt=999999999"),
+          ),
+        "authentication",
+        /its version or times were changed in Redis/,
+      ],
+      [
+        () => new ValueCipher([k1]).decrypt(flipLastChar(sealed), "a/access_token", B),
         "authentication",
         /authentication failed/,
       ],
       [
-        () => new ValueCipher([k1]).decrypt("v1:k1:nope", "a/access_token"),
+        () => new ValueCipher([k1]).decrypt("v2:k1:nope", "a/access_token", B),
         "malformed",
         /malformed ciphertext/,
       ],
       [
-        () => new ValueCipher([k1]).decrypt("v2:k1:aaaa:bbbb", "a/access_token"),
+        () => new ValueCipher([k1]).decrypt("v3:k1:aaaa:bbbb", "a/access_token", B),
         "malformed",
-        /unsupported format 'v2'/,
+        /unsupported format 'v3'/,
       ],
     ];
     for (const [attempt, problem, message] of attempts) {
@@ -116,6 +132,19 @@ describe("ValueCipher", () => {
       expect(err.message).toMatch(message);
       expectNoKeyOrValue(`${err.message} ${err.stack ?? ""}`, value, [k1, k2]);
     }
+  });
+
+  it("still opens v1 values (AAD: the credential id alone), as earlier releases wrote them", () => {
+    // A v1 envelope built as the earlier release did: AES-256-GCM, AAD = the credential id.
+    const iv = randomBytes(12);
+    const gcm = createCipheriv("aes-256-gcm", k1.key, iv, { authTagLength: 16 });
+    gcm.setAAD(Buffer.from("a/access_token", "utf8"));
+    const body = Buffer.concat([gcm.update("legacy-value", "utf8"), gcm.final(), gcm.getAuthTag()]);
+    const v1 = `v1:k1:${iv.toString("base64url")}:${body.toString("base64url")}`;
+    expect(new ValueCipher([k1]).decrypt(v1, "a/access_token", B)).toBe("legacy-value");
+    expect(() => new ValueCipher([k1]).decrypt(v1, "b/access_token", B)).toThrow(
+      ValueDecryptionError,
+    );
   });
 
   it("prints no key material", () => {
@@ -182,12 +211,18 @@ describe("RedisTokenStore with encryption at rest", () => {
     await server?.stop();
   });
 
-  async function store(keys: RedisKeys, cipherKeys?: EncryptionKey[], logger = captureLogger()) {
+  async function store(
+    keys: RedisKeys,
+    cipherKeys?: EncryptionKey[],
+    logger = captureLogger(),
+    acceptPlaintextUntil?: number,
+  ) {
     const s = new RedisTokenStore({
       client: connect(server.url, `enc-${opened.length}`),
       keys,
       logger: logger.logger,
       ...(cipherKeys ? { cipher: new ValueCipher(cipherKeys) } : {}),
+      ...(acceptPlaintextUntil === undefined ? {} : { acceptPlaintextUntil }),
     });
     opened.push(s);
     await s.subscribed();
@@ -246,19 +281,21 @@ describe("RedisTokenStore with encryption at rest", () => {
     expect(await reader.get(token)).toEqual({ ...next(values[1] ?? ""), version: 2 });
     expect((await reader.get(ticket))?.value).toBe(values[2]);
     expect((await reader.get({ appId: "wx-enc-2", kind: "access_token" }))?.value).toBe(values[3]);
-    await until(() => heard.length >= 4, "four updates");
-    expect(heard.map((u) => u.credential.value)).toEqual(values);
+    await until(() => heard.length >= 3 && heard.at(-1)?.key.appId === "wx-enc-2", "the updates");
+    // Re-read after each notice: two quick writes of one credential may arrive as the second.
+    const heardValues = heard.map((u) => u.credential.value);
+    expect(heardValues.slice(-3)).toEqual(values.slice(1));
+    for (const v of heardValues) expect(values).toContain(v);
 
     await until(() => raw.length >= 4, "four raw messages");
     const c = admin();
     const hash = await c.hgetall(keys.credential(token));
     expect(hash.value).toMatch(SEALED);
-    expect(hash.value).toMatch(/^v1:k1:/);
+    expect(hash.value).toMatch(/^v2:k1:/);
     expect(hash.version).toBe("2");
-    for (const m of raw) {
-      const fields = (JSON.parse(m) as { fields: Record<string, string> }).fields;
-      expect(fields.value).toMatch(SEALED);
-    }
+    // The update messages are hints: a credential id and a version, no value sealed or not.
+    for (const m of raw)
+      expect(Object.keys(JSON.parse(m) as object).sort()).toEqual(["id", "version"]);
     await until(() => watch.lines.some((l) => /^publish /i.test(l)), "MONITOR lines");
     const everything = [
       JSON.stringify(hash),
@@ -266,7 +303,7 @@ describe("RedisTokenStore with encryption at rest", () => {
       ...raw,
       ...watch.lines,
     ].join("\n");
-    expect(watch.lines.some((l) => /^hset .*:cred value v1:k1:/i.test(l))).toBe(true);
+    expect(watch.lines.some((l) => /^hset .*:cred value v2:k1:/i.test(l))).toBe(true);
     for (const v of values) expect(everything).not.toContain(v);
     expectNoKeyOrValue(everything, values[0] ?? "", [k1]);
   });
@@ -286,7 +323,7 @@ describe("RedisTokenStore with encryption at rest", () => {
     const newValue = plaintext("new");
     expect((await b.compareAndSet(token, 1, 1, next(newValue))).written).toBe(true);
     const c = admin();
-    expect(await c.hget(keys.credential(token), "value")).toMatch(/^v1:k2:/);
+    expect(await c.hget(keys.credential(token), "value")).toMatch(/^v2:k2:/);
     expect((await b.get(token))?.value).toBe(newValue);
 
     // An instance that has only the new key: k2 values open, k1 values fail clearly.
@@ -340,32 +377,97 @@ describe("RedisTokenStore with encryption at rest", () => {
     expect((await s.get(token))?.value).toBe(value);
   });
 
-  it("migrates: plaintext written without a cipher is read with one, and sealed at the next write", async () => {
+  it("migrates: plaintext is read with keys only while acceptPlaintextUntil is open, and sealed at the next write", async () => {
     const keys = freshKeys();
     const k1 = key("k1");
     const plain = await store(keys);
     const first = plaintext("plain");
     await plain.compareAndSet(token, 0, 1, next(first));
     const c = admin();
-    expect(await c.hget(keys.credential(token), "value")).toBe(first); // no cipher: as today
+    expect(await c.hget(keys.credential(token), "value")).toBe(first); // no cipher: as before
 
-    const sealed = await store(keys, [k1]);
-    const heard: CredentialUpdate[] = [];
-    sealed.subscribe((u) => heard.push(u));
-    expect((await sealed.get(token))?.value).toBe(first);
-    // A plaintext update message from a replica not yet upgraded is accepted too.
-    const second = plaintext("plain2");
-    await plain.compareAndSet(token, 1, 1, next(second));
-    await until(() => heard.length === 1, "the plaintext update");
-    expect(heard[0]?.credential.value).toBe(second);
-
-    const third = plaintext("sealed");
-    await sealed.compareAndSet(token, 2, 1, next(third));
-    expect(await c.hget(keys.credential(token), "value")).toMatch(/^v1:k1:/);
+    const migrating = await store(keys, [k1], captureLogger(), Date.now() + HOUR);
+    expect((await migrating.get(token))?.value).toBe(first);
+    const sealedValue = plaintext("sealed");
+    await migrating.compareAndSet(token, 1, 1, next(sealedValue));
+    expect(await c.hget(keys.credential(token), "value")).toMatch(/^v2:k1:/);
     // A replica without keys now refuses the sealed value instead of serving ciphertext.
     await expect(plain.get(token)).rejects.toThrow(
       "credential wx-enc-1/access_token is encrypted but no encryption keys are configured",
     );
+
+    // Once the window has closed (or without it), a plaintext record is refused:
+    // logged, never served, and deleted so the next refresh replaces it.
+    await plain.compareAndSet(ticket, 0, 1, next(plaintext("late-plain")));
+    const log = captureLogger();
+    const closed = await store(keys, [k1], log, Date.now() - 1);
+    expect(await closed.get(ticket)).toBeUndefined();
+    expect(await c.exists(keys.credential(ticket))).toBe(0);
+    expect(log.text()).toContain('"reason":"plaintext"');
+    expect((await closed.compareAndSet(ticket, 0, 1, next(plaintext("refetched")))).written).toBe(
+      true,
+    );
+  });
+
+  it("refuses a record HSET directly in Redis: plaintext, an extended expiry, a renumbered version", async () => {
+    const keys = freshKeys();
+    const k1 = key("k1");
+    const log = captureLogger();
+    const s = await store(keys, [k1], log);
+    const c = admin();
+    const forged = plaintext("forged");
+    const now = Date.now();
+    await c.hset(keys.credential(token), {
+      value: forged,
+      version: "99",
+      fence: "0",
+      fetchedAt: String(now),
+      expiresAt: String(now + 7_200_000),
+    });
+    expect(await s.get(token)).toBeUndefined();
+    expect(log.text()).toContain('"reason":"plaintext"');
+
+    // A sealed record whose expiry or version is changed no longer opens (the AAD binds them).
+    const real = plaintext("real");
+    await s.compareAndSet(token, 0, 1, next(real));
+    // Re-dated 30 s later, to live 30 s longer (within the caps, so only the AAD can tell).
+    await c.hset(keys.credential(token), {
+      fetchedAt: String(T0 + 30_000),
+      expiresAt: String(T0 + 2 * HOUR + 30_000),
+    });
+    await expect(s.get(token)).rejects.toThrow(/its version or times were changed in Redis/);
+    await c.hset(keys.credential(token), {
+      fetchedAt: String(T0),
+      expiresAt: String(T0 + 2 * HOUR),
+      version: "50",
+    });
+    await expect(s.get(token)).rejects.toThrow(ValueDecryptionError);
+    await c.hset(keys.credential(token), "version", "1");
+    expect((await s.get(token))?.value).toBe(real);
+
+    // Without keys nothing is authenticated, but no record may claim more life than WeChat gives.
+    const plainKeys = freshKeys();
+    const noKeysLog = captureLogger();
+    const noKeys = await store(plainKeys, undefined, noKeysLog);
+    await c.hset(plainKeys.credential(token), {
+      value: forged,
+      version: "3",
+      fence: "0",
+      fetchedAt: String(now),
+      expiresAt: String(now + 30 * 24 * HOUR),
+    });
+    expect(await noKeys.get(token)).toBeUndefined();
+    expect(noKeysLog.text()).toContain('"reason":"lifetime"');
+    await c.hset(plainKeys.credential(token), {
+      value: forged,
+      version: "3",
+      fence: "0",
+      fetchedAt: String(now + 24 * HOUR),
+      expiresAt: String(now + 25 * HOUR),
+    });
+    expect(await noKeys.get(token)).toBeUndefined();
+    expect(noKeysLog.text()).toContain('"reason":"future"');
+    expectNoKeyOrValue(log.text() + noKeysLog.text(), forged, [k1]);
   });
 
   it("reports a refused write's current credential decrypted", async () => {

@@ -119,28 +119,60 @@ describe.each(factories)("%s", (_name, open) => {
     expect(await s.compareAndSet(other, 0, 1, next("o"))).toMatchObject({ written: true });
   });
 
-  it("restores a credential only over nothing or an older version, resetting the fence", async () => {
+  it("restores a credential over nothing, resetting the fence, and keeps the same value's higher version", async () => {
     const s = await store();
     const held = { ...next("held"), version: 7 };
     expect(await s.restore(key, held)).toEqual({ written: true, credential: held });
-    expect(await s.restore(key, { ...held, value: "older", version: 6 })).toMatchObject({
+    expect(await s.restore(key, { ...held, version: 6 })).toMatchObject({
       written: false,
-      reason: "version",
-      current: { value: "held" },
+      current: { value: "held", version: 7 },
     });
-    expect(await s.restore(key, { ...held, value: "same", version: 7 })).toMatchObject({
-      written: false,
+    expect(await s.restore(key, { ...held, version: 9 })).toEqual({
+      written: true,
+      credential: { ...held, version: 9 },
     });
     // A lock holder after a store restart starts from fence 1 again, and can write.
-    expect(await s.compareAndSet(key, 7, 1, next("after-restart"))).toMatchObject({
+    expect(await s.compareAndSet(key, 9, 1, next("after-restart"))).toMatchObject({
       written: true,
-      credential: { version: 8 },
+      credential: { version: 10 },
     });
-    // A newer restore replaces every field, including previousValidUntil.
-    await s.compareAndSet(key, 8, 1, next("with-previous", { previousValidUntil: T0 + 1 }));
-    const newer = { ...next("newer"), version: 20 };
-    expect(await s.restore(key, newer)).toEqual({ written: true, credential: newer });
-    expect(await s.get(key)).toEqual(newer);
+  });
+
+  it("restore keeps whichever value WeChat issued last, numbered above both", async () => {
+    const s = await store();
+    // The store restarted empty; a replica fetched anew (version 1) ...
+    await s.compareAndSet(key, 0, 1, next("fresh", { fetchedAt: T0 + 60_000 }));
+    // ... and another hands back an older value at a higher version: the fresh one stays, renumbered.
+    expect(await s.restore(key, { ...next("old"), version: 5 })).toEqual({
+      written: false,
+      reason: "version",
+      current: { ...next("fresh", { fetchedAt: T0 + 60_000 }), version: 6 },
+    });
+    // A value fetched later still is put back above what is stored, fields and all.
+    const later = {
+      ...next("later", { fetchedAt: T0 + 120_000, previousValidUntil: T0 + 1 }),
+      version: 2,
+    };
+    expect(await s.restore(key, later)).toEqual({
+      written: true,
+      credential: { ...later, version: 7 },
+    });
+    expect(await s.get(key)).toEqual({ ...later, version: 7 });
+    // Same fetch time: the store wins.
+    expect(
+      await s.restore(key, { ...next("tie", { fetchedAt: T0 + 120_000 }), version: 3 }),
+    ).toMatchObject({ written: false, current: { value: "later", version: 7 } });
+  });
+
+  it("a write after a store restart starts above the version its writer remembers", async () => {
+    const s = await store();
+    expect(await s.compareAndSet(key, 0, 1, next("fresh"), 6)).toEqual({
+      written: true,
+      credential: { ...next("fresh"), version: 6 },
+    });
+    expect(await s.compareAndSet(key, 6, 1, next("then"), 2)).toMatchObject({
+      credential: { version: 7 },
+    });
   });
 
   it("notifies subscribers of every write, and a throwing subscriber does not break others", async () => {
@@ -173,7 +205,7 @@ describe.each(factories)("%s", (_name, open) => {
     await s.compareAndSet(key, 0, 2, next("t1"));
     await s.compareAndSet(key, 0, 2, next("stale-version"));
     await s.compareAndSet(key, 1, 1, next("stale-fence"));
-    await s.restore(key, { ...next("old"), version: 1 });
+    await s.restore(key, { ...next("t1"), version: 1 });
     await s.compareAndSet(other, 0, 1, next("marker"));
     await until(() => all.length === 2, "the marker write");
     expect(all.map((u) => u.credential.value)).toEqual(["t1", "marker"]);

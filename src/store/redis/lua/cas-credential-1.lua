@@ -6,6 +6,10 @@
   past its lease), so it is refused whatever version it read. Then the version
   check: the writer must have read the version that is stored now.
 
+  The writer chooses the new version (above the one it read, and above any
+  version it still remembers, so a store that restarted empty never numbers
+  a new value like an old one) because a sealed value's AAD binds it.
+
   Input:
     KEYS[1] the credential hash (RedisKeys.credential)
     ARGV[1] the pub/sub channel (RedisKeys.updates)
@@ -13,10 +17,11 @@
     ARGV[3] expected version (0 when nothing is stored)
     ARGV[4] the writer's fence
     ARGV[5] value
-    ARGV[6] fetchedAt (epoch ms)
-    ARGV[7] expiresAt (epoch ms)
-    ARGV[8] previousValidUntil (epoch ms), or "" when there is none
-    ARGV[9] how long Redis keeps the hash from now (ms, for PEXPIRE): the
+    ARGV[6] the new version (above ARGV[3])
+    ARGV[7] fetchedAt (epoch ms)
+    ARGV[8] expiresAt (epoch ms)
+    ARGV[9] previousValidUntil (epoch ms), or "" when there is none
+    ARGV[10] how long Redis keeps the hash from now (ms, for PEXPIRE): the
             credential's remaining life plus a retention for diagnosis. A
             relative time, so broker and Redis clocks need not agree; this
             script never reads the server clock
@@ -27,10 +32,8 @@
     fields  the hash after the call, as HGETALL's flat { field, value, ... }
             (empty when nothing is stored)
 
-  When written, publishes on ARGV[1] the JSON object
-    { "id": ARGV[2], "fields": { <the hash's fields, as strings> } }
-  inside the same script, so no write goes unannounced and subscribers see
-  the writes of a credential in version order.
+  When written, publishes on ARGV[1] the hint { "id": ARGV[2], "version": ARGV[6] }
+  inside the same script, so no write goes unannounced.
 ]]
 --- @include "publish-credential"
 
@@ -41,21 +44,21 @@ if fence < storedFence then
   return { -1, redis.call('HGETALL', key) }
 end
 local storedVersion = tonumber(redis.call('HGET', key, 'version') or '0')
-if storedVersion ~= tonumber(ARGV[3]) then
+if storedVersion ~= tonumber(ARGV[3]) or tonumber(ARGV[6]) <= storedVersion then
   return { 0, redis.call('HGETALL', key) }
 end
 
 redis.call('HSET', key,
   'value', ARGV[5],
-  'version', tostring(storedVersion + 1),
+  'version', ARGV[6],
   'fence', ARGV[4],
-  'fetchedAt', ARGV[6],
-  'expiresAt', ARGV[7])
-if ARGV[8] == '' then
+  'fetchedAt', ARGV[7],
+  'expiresAt', ARGV[8])
+if ARGV[9] == '' then
   redis.call('HDEL', key, 'previousValidUntil')
 else
-  redis.call('HSET', key, 'previousValidUntil', ARGV[8])
+  redis.call('HSET', key, 'previousValidUntil', ARGV[9])
 end
-redis.call('PEXPIRE', key, ARGV[9])
+redis.call('PEXPIRE', key, ARGV[10])
 
 return { 1, publishCredential(key, ARGV[1], ARGV[2]) }

@@ -1,25 +1,29 @@
 --[[
-  Restore one credential with its own version, unless the store holds that
-  version or a newer one; announce the write atomically. Used by a replica to
-  hand back what a restarted (empty) store lost, or what it fetched while the
-  store was unreachable. The fence is reset to 0: the lock's fence counter
-  may have been lost with the rest of the store, and a holder starting again
-  from fence 1 must be able to write.
+  Put one whole credential record (value, version and times as given) if the
+  stored version is still the one the caller read; announce the write
+  atomically. RedisTokenStore.restore uses it to reconcile a replica's copy
+  with the store (see restore-plan.ts): to hand back what a restarted (empty)
+  store lost, to write a credential WeChat issued after the stored one, or to
+  renumber the stored one above a version a replica remembers. The stored
+  fence is kept; over nothing it is 0: the lock's fence counter may have been
+  lost with the rest of the store, and a holder starting again from fence 1
+  must be able to write.
 
   Input:
     KEYS[1] the credential hash (RedisKeys.credential)
     ARGV[1] the pub/sub channel (RedisKeys.updates)
     ARGV[2] the credential id "<appId>/<kind>", named in the message
-    ARGV[3] version of the credential to restore
+    ARGV[3] expected version (0 when nothing is stored)
     ARGV[4] value
-    ARGV[5] fetchedAt (epoch ms)
-    ARGV[6] expiresAt (epoch ms)
-    ARGV[7] previousValidUntil (epoch ms), or "" when there is none
-    ARGV[8] how long Redis keeps the hash from now (ms, for PEXPIRE; relative,
+    ARGV[5] version to write (above ARGV[3])
+    ARGV[6] fetchedAt (epoch ms)
+    ARGV[7] expiresAt (epoch ms)
+    ARGV[8] previousValidUntil (epoch ms), or "" when there is none
+    ARGV[9] how long Redis keeps the hash from now (ms, for PEXPIRE; relative,
             so broker and Redis clocks need not agree)
 
   Output: { status, fields }
-    status  1 written; 0 refused, the stored version is ARGV[3] or newer
+    status  1 written; 0 refused, the stored version is not ARGV[3]
     fields  the hash after the call, as HGETALL's flat { field, value, ... }
 
   When written, publishes like cas-credential-1.lua.
@@ -28,19 +32,20 @@
 
 local key = KEYS[1]
 local storedVersion = tonumber(redis.call('HGET', key, 'version') or '0')
-if storedVersion >= tonumber(ARGV[3]) then
+if storedVersion ~= tonumber(ARGV[3]) or tonumber(ARGV[5]) <= storedVersion then
   return { 0, redis.call('HGETALL', key) }
 end
 
+local fence = redis.call('HGET', key, 'fence') or '0'
 redis.call('DEL', key)
 redis.call('HSET', key,
   'value', ARGV[4],
-  'version', ARGV[3],
-  'fence', '0',
-  'fetchedAt', ARGV[5],
-  'expiresAt', ARGV[6])
-if ARGV[7] ~= '' then
-  redis.call('HSET', key, 'previousValidUntil', ARGV[7])
+  'version', ARGV[5],
+  'fence', fence,
+  'fetchedAt', ARGV[6],
+  'expiresAt', ARGV[7])
+if ARGV[8] ~= '' then
+  redis.call('HSET', key, 'previousValidUntil', ARGV[8])
 end
-redis.call('PEXPIRE', key, ARGV[8])
+redis.call('PEXPIRE', key, ARGV[9])
 return { 1, publishCredential(key, ARGV[1], ARGV[2]) }

@@ -1,15 +1,12 @@
 --[[
-  publishCredential(key, channel, id): publishes the hash at `key` on
-  `channel` as the JSON object { "id": id, "fields": { <field>: <string> } }
-  and returns the hash as HGETALL's flat list. The message format is the
-  contract of decodeUpdateMessage in credential-codec.ts.
+  publishCredential(key, channel, id): publishes on `channel` the JSON object
+  { "id": id, "version": "<the hash's version>" } and returns the hash as
+  HGETALL's flat list. The message is only a hint to re-read the hash: it
+  carries no value, and a subscriber trusts nothing in it but the id (see
+  decodeUpdateHint in credential-codec.ts).
 ]]
 local function publishCredential(key, channel, id)
-  local flat = redis.call('HGETALL', key)
-  local fields = {}
-  for i = 1, #flat, 2 do
-    fields[flat[i]] = flat[i + 1]
-  end
-  redis.call('PUBLISH', channel, cjson.encode({ id = id, fields = fields }))
-  return flat
+  local version = redis.call('HGET', key, 'version') or '0'
+  redis.call('PUBLISH', channel, cjson.encode({ id = id, version = version }))
+  return redis.call('HGETALL', key)
 end
