@@ -13,7 +13,7 @@ import {
   TokenService,
 } from "../gen/tokenbroker/v1/token_service_pb.js";
 import type { BrokerConfig } from "./config/config.js";
-import { securityPolicyOf } from "./config/parse-config.js";
+import { plaintextListeners, securityPolicyOf } from "./config/parse-config.js";
 import {
   type BrokerObservability,
   createObservability,
@@ -242,6 +242,9 @@ export async function startBroker(config: BrokerConfig, deps: BrokerDeps): Promi
         port: config.metrics.listen.port,
         metrics: observability.metrics,
         logger,
+        ...(config.metrics.tls && config.security.tls ? { tls: config.security.tls } : {}),
+        ...(config.metrics.apiKeySha256 ? { apiKeySha256: config.metrics.apiKeySha256 } : {}),
+        ...(config.metrics.allowCidrs ? { allowCidrs: config.metrics.allowCidrs } : {}),
       })
     : undefined;
   health.set("", HealthCheckResponse_ServingStatus.SERVING);
@@ -251,6 +254,23 @@ export async function startBroker(config: BrokerConfig, deps: BrokerDeps): Promi
       { grpc: grpc.url, connect: connect.url },
       "NO AUTHENTICATION: every caller that can reach these listeners may read and refresh every token. " +
         "Configure security.clients (API keys or client certificates) before exposing the broker.",
+    );
+  }
+  // Allowed by security.allowPlaintextNonLoopback; said at every start so it is never forgotten.
+  const plaintext = plaintextListeners(config);
+  if (plaintext.length > 0) {
+    logger.warn(
+      { listeners: plaintext, grpc: grpc.url, connect: connect.url },
+      "PLAINTEXT WITH API KEYS: these listeners are not on loopback and have no TLS, so API keys and " +
+        "tokens cross the network in cleartext (security.allowPlaintextNonLoopback is set). Make sure TLS " +
+        "ends in front of the broker, or configure security.tls.",
+    );
+  }
+  if (metricsServer && config.metrics.allowUnprotectedNonLoopback) {
+    logger.warn(
+      { metrics: metricsServer.url },
+      "UNPROTECTED METRICS: the metrics listener may be reachable beyond this machine without TLS or a key " +
+        "(metrics.allowUnprotectedNonLoopback is set); it shows app ids, quota use and refresh timing.",
     );
   }
   logger.info(

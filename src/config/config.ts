@@ -46,7 +46,7 @@ export interface BrokerConfig {
   readonly log: { readonly level: string };
   readonly shutdown: { readonly graceMs: number };
   /** Where Prometheus scrapes /metrics; absent: no metrics listener. */
-  readonly metrics: { readonly listen?: ListenAddress };
+  readonly metrics: MetricsConfig;
   readonly alerts: { readonly webhooks: readonly WebhookConfig[] };
   readonly security: SecurityConfig;
   /** Where audit records go: a separate structured stream. */
@@ -103,6 +103,8 @@ export interface SecurityConfig {
   readonly allowCidrs?: readonly string[];
   readonly trustedProxies?: readonly string[];
   readonly allowUnauthenticatedNonLoopback: boolean;
+  /** Accept API keys over plaintext on a non-loopback listener (TLS ends in front of the broker). */
+  readonly allowPlaintextNonLoopback: boolean;
   /** AES-256-GCM keys for token values at rest in Redis; the first encrypts, all decrypt. */
   readonly encryptionKeys: readonly { readonly id: string; readonly key: Secret }[];
   /**
@@ -110,6 +112,20 @@ export interface SecurityConfig {
    * still read with encryption keys configured; afterwards they are refused.
    */
   readonly acceptPlaintextUntil?: number;
+}
+
+/** The metrics listener and what guards it (the scrape shows app ids, quota use, refresh timing). */
+export interface MetricsConfig {
+  /** Absent: no metrics listener. */
+  readonly listen?: ListenAddress;
+  /** Serve HTTPS with security.tls's files (its client CA and requireClientCert too). */
+  readonly tls: boolean;
+  /** Hex SHA-256 of the Bearer key a scrape must send. */
+  readonly apiKeySha256?: string;
+  /** CIDRs scrapers may connect from; absent: security.allowCidrs. */
+  readonly allowCidrs?: readonly string[];
+  /** Accept a non-loopback address without TLS and a key (or client certificates). */
+  readonly allowUnprotectedNonLoopback: boolean;
 }
 
 export interface WebhookConfig {

@@ -18,6 +18,7 @@ import {
   type ClientConfig,
   ConfigError,
   type ListenAddress,
+  type MetricsConfig,
   type Permission,
   type SecurityConfig,
   type StoreConfig,
@@ -57,6 +58,8 @@ function parseDocument(document: unknown, environment: ConfigEnvironment): Broke
   const invalidate = root.object("invalidate");
   const audit = root.object("audit");
 
+  // Before the rest: the metrics listener takes its TLS files and allowlist from it.
+  const security = parseSecurity(root.object("security"), environment);
   const config: BrokerConfig = {
     listen: {
       grpc: parseAddress(listen, "grpc", "127.0.0.1:50051"),
@@ -81,8 +84,7 @@ function parseDocument(document: unknown, environment: ConfigEnvironment): Broke
     },
     log: { level: log.oneOf("level", LOG_LEVELS, "info") },
     shutdown: { graceMs: shutdown.number("graceMs", 5000, 0, 600_000) },
-    metrics:
-      metrics.raw("listen") === undefined ? {} : { listen: parseAddress(metrics, "listen", "") },
+    metrics: parseMetrics(metrics, security),
     alerts: {
       webhooks: alerts
         .array("webhooks")
@@ -107,7 +109,7 @@ function parseDocument(document: unknown, environment: ConfigEnvironment): Broke
           86_400,
         ) * 1000,
     },
-    security: parseSecurity(root.object("security"), environment),
+    security,
     audit: { destination: parseAuditDestination(audit) },
   };
   for (const r of [
@@ -135,6 +137,8 @@ function parseDocument(document: unknown, environment: ConfigEnvironment): Broke
     }
   }
   checkExposure(config);
+  checkPlaintext(config);
+  checkMetricsExposure(config);
   try {
     validateSecurityPolicy(securityPolicyOf(config.security));
   } catch (err) {
@@ -161,6 +165,92 @@ function checkExposure(config: BrokerConfig): void {
       );
     }
   }
+}
+
+/**
+ * The RPC listeners that would carry API keys (and the tokens they fetch) in
+ * cleartext beyond this machine: not loopback, no TLS, and some client has a
+ * key. Refused at parse time unless security.allowPlaintextNonLoopback, and
+ * then warned about at every start.
+ */
+export function plaintextListeners(config: BrokerConfig): Array<"grpc" | "connect"> {
+  if (config.security.tls || !config.security.clients.some((c) => c.apiKeySha256)) return [];
+  return (["grpc", "connect"] as const).filter((name) => !isLoopbackHost(config.listen[name].host));
+}
+
+function checkPlaintext(config: BrokerConfig): void {
+  if (config.security.allowPlaintextNonLoopback) return;
+  for (const name of plaintextListeners(config)) {
+    report(
+      new ConfigError(
+        `listen.${name}`,
+        `${config.listen[name].host} is not a loopback address and security.tls is not set: API keys and ` +
+          "tokens would cross the network in cleartext. Configure security.tls, or set " +
+          "security.allowPlaintextNonLoopback: true if TLS ends in front of the broker (a proxy or mesh)",
+      ),
+    );
+  }
+}
+
+/** The metrics listener reveals app ids, quota use and refresh timing: loopback, or TLS and a key. */
+function checkMetricsExposure(config: BrokerConfig): void {
+  const m = config.metrics;
+  if (!m.listen || isLoopbackHost(m.listen.host) || m.allowUnprotectedNonLoopback) return;
+  const clientCerts = config.security.tls?.requireClientCert === true;
+  if (m.tls && (m.apiKeySha256 !== undefined || clientCerts)) return;
+  const missing = m.tls ? "metrics.apiKeySha256" : "TLS (security.tls with metrics.tls)";
+  report(
+    new ConfigError(
+      "metrics.listen",
+      `${m.listen.host} is not a loopback address and the metrics listener has no ${missing}: anyone ` +
+        "who can reach it could read app ids, quota use and refresh timing. Configure security.tls and " +
+        "metrics.apiKeySha256 (or client certificates with security.tls.requireClientCert), or set " +
+        "metrics.allowUnprotectedNonLoopback: true if a trusted network really protects it",
+    ),
+  );
+}
+
+function parseMetrics(r: ObjectReader, security: SecurityConfig): MetricsConfig {
+  const listen = r.raw("listen") === undefined ? undefined : parseAddress(r, "listen", "");
+  const tls = r.boolean("tls", security.tls !== undefined);
+  if (tls && !security.tls) {
+    report(
+      new ConfigError(r.key("tls"), "needs security.tls (the metrics listener uses its files)"),
+    );
+  }
+  let apiKeySha256: string | undefined;
+  if (r.raw("apiKeySha256") !== undefined) {
+    apiKeySha256 = r.string("apiKeySha256").toLowerCase();
+    if (!/^[0-9a-f]{64}$/.test(apiKeySha256)) {
+      report(
+        new ConfigError(
+          r.key("apiKeySha256"),
+          "expected 64 hex characters (SHA-256 of the key; see `token-broker hash-key`)",
+        ),
+      );
+    }
+  }
+  const allowCidrs =
+    r.raw("allowCidrs") === undefined
+      ? security.allowCidrs
+      : r.array("allowCidrs").map((v, i) => {
+          if (typeof v !== "string" || !/^[0-9a-fA-F:.]+\/\d{1,3}$/.test(v)) {
+            report(
+              new ConfigError(
+                r.key(`allowCidrs[${i}]`),
+                "expected a CIDR like 10.0.0.0/8 or fd00::/8",
+              ),
+            );
+          }
+          return String(v);
+        });
+  return {
+    ...(listen ? { listen } : {}),
+    tls,
+    ...(apiKeySha256 ? { apiKeySha256 } : {}),
+    ...(allowCidrs ? { allowCidrs } : {}),
+    allowUnprotectedNonLoopback: r.boolean("allowUnprotectedNonLoopback", false),
+  };
 }
 
 function parseSecurity(r: ObjectReader, environment: ConfigEnvironment): SecurityConfig {
@@ -286,6 +376,7 @@ function parseSecurity(r: ObjectReader, environment: ConfigEnvironment): Securit
     ...(allowCidrs ? { allowCidrs } : {}),
     ...(trustedProxies ? { trustedProxies } : {}),
     allowUnauthenticatedNonLoopback: r.boolean("allowUnauthenticatedNonLoopback", false),
+    allowPlaintextNonLoopback: r.boolean("allowPlaintextNonLoopback", false),
     encryptionKeys,
     ...parseAcceptPlaintextUntil(r, encryptionKeys.length > 0),
   };

@@ -56,7 +56,7 @@ async function flood(address: string, n: number): Promise<number[]> {
     for (let sent = 0; sent < n; sent += 50) {
       const batch = Array.from({ length: Math.min(50, n - sent) }, () =>
         client.getToken({ appId: HUGE_APP_ID, kind: TokenKind.ACCESS_TOKEN }).then(
-          () => Code.Ok as number,
+          () => 0, // OK
           (e: { code: number }) => e.code,
         ),
       );
@@ -94,7 +94,7 @@ describe("audit volume under a refusal flood (issue 9 item 5)", () => {
   it("refusals from outside the allowlist stay bounded too", async () => {
     const { audit, clock, h } = await start({ allowCidrs: ["10.0.0.0/8"] });
     const codes = await flood(h.grpcAddress, 500);
-    expect(codes).not.toContain(Code.Ok);
+    expect(codes).not.toContain(0);
     await clock.advance(REFUSAL_WINDOW_MS);
     expect(audit.text().length).toBeLessThan(4000);
     expect(audit.text()).not.toContain("A".repeat(32));
