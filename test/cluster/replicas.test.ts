@@ -20,7 +20,8 @@ afterAll(async () => {
 describe("three replicas sharing Redis", () => {
   let h: ReplicaHarness;
   beforeEach(async () => {
-    h = await startReplicas(3, redis.url);
+    // Some tests drive refreshes with reports, more than the default burst of 3.
+    h = await startReplicas(3, redis.url, { reportBudget: { burst: 100, refillMs: 300_000 } });
   });
   afterEach(async () => {
     await h.close();

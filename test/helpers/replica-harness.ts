@@ -6,6 +6,7 @@ import { createStore, type StoreBundle } from "../../src/store/create-store.js";
 import type { RefreshLock } from "../../src/store/refresh-lock.js";
 import { type AppConfig, AppRegistry } from "../../src/token/app.js";
 import { DEFAULT_REFRESH_POLICY } from "../../src/token/refresh-policy.js";
+import type { ReportBudgetOptions } from "../../src/token/report-budget.js";
 import { TokenManager } from "../../src/token/token-manager.js";
 import { createWechatClient } from "../../src/upstream/wechat-client.js";
 import { FakeClock } from "./fake-clock.js";
@@ -67,6 +68,8 @@ export async function startReplicas(
     wrapLock?: (i: number, lock: RefreshLock) => RefreshLock;
     /** More emulator options (e.g. quota limits). */
     emulator?: Omit<EmulatorOptions, "clock" | "apps" | "tokenLifetimeSeconds">;
+    /** Refreshes reports may cause per credential (the manager's default when absent). */
+    reportBudget?: ReportBudgetOptions;
   } = {},
 ): Promise<ReplicaHarness> {
   const clock = new FakeClock();
@@ -113,6 +116,7 @@ export async function startReplicas(
       ...(stores.lockWaitMs ? { lockWaitMs: stores.lockWaitMs } : {}),
       client: createWechatClient({ baseUrl: url, timeoutMs: options.upstreamTimeoutMs ?? 2000 }),
       policy: DEFAULT_REFRESH_POLICY,
+      ...(options.reportBudget ? { reportBudget: options.reportBudget } : {}),
       logger: silentLogger(),
       clock,
     });
