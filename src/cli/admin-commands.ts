@@ -1,16 +1,15 @@
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { createClient } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
 import { AdminService } from "../../gen/tokenbroker/v1/admin_service_pb.js";
 import { TokenKind } from "../../gen/tokenbroker/v1/token_service_pb.js";
+import { brokerTransport, type ConnectionOptions } from "./connection.js";
 
-export interface AdminOptions {
-  addr: string;
+export interface AdminOptions extends ConnectionOptions {
   timeoutMs: number;
 }
 
 function admin(o: AdminOptions) {
-  return createClient(AdminService, createGrpcTransport({ baseUrl: `http://${o.addr}` }));
+  return createClient(AdminService, brokerTransport(o));
 }
 
 const iso = (t: Parameters<typeof timestampDate>[0] | undefined) =>

@@ -1,16 +1,14 @@
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
 import {
   InvalidateOutcome,
   type Token,
   TokenKind,
   TokenService,
 } from "../../gen/tokenbroker/v1/token_service_pb.js";
+import { brokerTransport, type ConnectionOptions } from "./connection.js";
 
-export interface ClientOptions {
-  /** host:port of the broker's gRPC listener. */
-  addr: string;
+export interface ClientOptions extends ConnectionOptions {
   app: string;
   kind: string;
   /** Print the credential itself; by default only its fingerprint. */
@@ -29,8 +27,7 @@ function connect(o: ClientOptions) {
   const kind = KINDS[o.kind];
   if (kind === undefined)
     throw new Error(`--kind must be one of ${Object.keys(KINDS).join(", ")}; got '${o.kind}'`);
-  const transport = createGrpcTransport({ baseUrl: `http://${o.addr}` });
-  return { client: createClient(TokenService, transport), kind };
+  return { client: createClient(TokenService, brokerTransport(o)), kind };
 }
 
 /** One line of JSON per credential: what an operator needs, the value only on request. */

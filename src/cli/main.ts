@@ -4,6 +4,7 @@ import { ConfigError } from "../config/config.js";
 import { hashApiKey } from "../security/index.js";
 import { clearQuotaCommand, forceRefreshCommand, statusCommand } from "./admin-commands.js";
 import { getCommand, invalidateCommand, watchCommand } from "./client-commands.js";
+import { API_KEY_ENV, ConnectionFlagError, connectionFrom } from "./connection.js";
 import { demo } from "./demo.js";
 import { runEmulator } from "./emulator-command.js";
 import { serve } from "./serve.js";
@@ -26,6 +27,13 @@ Usage:
 
 KIND is access_token (default), jsapi_ticket or wx_card_ticket. --addr defaults to
 127.0.0.1:50051. get/watch print the credential's fingerprint; --reveal adds its value.
+
+Connecting (get, watch, invalidate, status, force-refresh, clear-quota):
+  --api-key-file FILE   send the API key in FILE as authorization: Bearer (or set ${API_KEY_ENV});
+                        there is no --api-key flag: shell history and ps would keep the key
+  --tls                 connect over TLS (implied by --ca and --cert)
+  --ca FILE             PEM CA bundle to verify the broker's certificate (default: system CAs)
+  --cert FILE --key FILE  client certificate and key (mutual TLS)
 `;
 
 async function main(argv: string[]): Promise<void> {
@@ -33,6 +41,11 @@ async function main(argv: string[]): Promise<void> {
   if (command === "--help" || command === "-h") {
     process.stdout.write(USAGE);
     return;
+  }
+  if (rest.some((arg) => arg === "--api-key" || arg.startsWith("--api-key="))) {
+    throw new UsageError(
+      `there is no --api-key flag: a key on the command line stays in shell history and the process list; use --api-key-file FILE or ${API_KEY_ENV}`,
+    );
   }
   const { values } = parseArgs({
     args: rest,
@@ -55,11 +68,20 @@ async function main(argv: string[]): Promise<void> {
       reason: { type: "string" },
       errcode: { type: "string", default: "0" },
       timeout: { type: "string", default: "10000" },
+      "api-key-file": { type: "string" },
+      tls: { type: "boolean", default: false },
+      ca: { type: "string" },
+      cert: { type: "string" },
+      key: { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
   });
+  const connection = () =>
+    connectionFrom(values, process.env, (message) =>
+      process.stderr.write(`token-broker: ${message}\n`),
+    );
   const client = () => ({
-    addr: values.addr,
+    ...connection(),
     app: single(values.app, "--app"),
     kind: values.kind,
     reveal: values.reveal,
@@ -99,7 +121,7 @@ async function main(argv: string[]): Promise<void> {
     }
     case "status":
       return statusCommand({
-        addr: values.addr,
+        ...connection(),
         timeoutMs: int(values.timeout, "--timeout"),
         app: values.app[0] ?? "",
       });
@@ -108,7 +130,7 @@ async function main(argv: string[]): Promise<void> {
       if (!values.reason)
         throw new UsageError(`${command} needs --reason (it is written to the audit log)`);
       const o = {
-        addr: values.addr,
+        ...connection(),
         timeoutMs: int(values.timeout, "--timeout"),
         app: single(values.app, "--app"),
         reason: values.reason,
@@ -148,6 +170,10 @@ function single(list: string[], flag: string): string {
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {
+  if (err instanceof ConnectionFlagError) {
+    process.stderr.write(`token-broker: ${err.message}\n`);
+    process.exit(2);
+  }
   if (err instanceof UsageError || (err instanceof TypeError && "code" in err)) {
     process.stderr.write(`token-broker: ${err.message}\n\n${USAGE}`);
     process.exit(2);

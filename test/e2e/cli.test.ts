@@ -6,6 +6,9 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { hashApiKey } from "../../src/security/index.js";
+import { type BrokerHarness, startBrokerHarness } from "../helpers/broker-harness.js";
+import { createTestPki, type IssuedCert, type TestCa, type TestPki } from "../helpers/certs.js";
 
 const run = promisify(execFile);
 const BIN = "bin/token-broker.js";
@@ -236,5 +239,157 @@ describe("token-broker serve", () => {
     );
     expect(err).toMatchObject({ code: 2 });
     expect((err as { stderr: string }).stderr).toMatch(/unknown command 'frobnicate'[\s\S]*Usage:/);
+  });
+});
+
+// Each command is a fresh node process that compiles the CLI with tsx: seconds each on a busy machine.
+describe("client commands with an API key, TLS and mTLS (issue 9 item 11)", {
+  timeout: 180_000,
+}, () => {
+  const LEAKY = {
+    id: "leaky",
+    appid: "wx00000000000000l1",
+    secret: "leaky-secret-cli-0000",
+    tokenMode: "stable" as const,
+  };
+  const OPS_KEY = "ops-key-cli-7d3e9a1b5c";
+  let pki: TestPki;
+  let ca: TestCa;
+  let opsCert: IssuedCert;
+  let h: BrokerHarness;
+  let dir: string;
+  let keyFile: string;
+  beforeAll(async () => {
+    pki = await createTestPki();
+    ca = await pki.createCa("cli-test-ca");
+    const server = await ca.serverCert();
+    opsCert = await ca.clientCert("ops.internal");
+    h = await startBrokerHarness([LEAKY], 500, {
+      config: {
+        security: {
+          tls: { certFile: server.certFile, keyFile: server.keyFile, clientCaFile: ca.certFile },
+          clients: [
+            {
+              id: "ops-by-key",
+              apiKeySha256: hashApiKey(OPS_KEY),
+              apps: ["*"],
+              permissions: ["get", "watch", "invalidate", "admin"],
+            },
+            {
+              id: "ops-by-cert",
+              tlsIdentity: "ops.internal",
+              apps: ["*"],
+              permissions: ["get", "admin"],
+            },
+          ],
+        },
+      },
+    });
+    dir = mkdtempSync(join(tmpdir(), "broker-cli-keys-"));
+    keyFile = join(dir, "ops.key");
+    writeFileSync(keyFile, `${OPS_KEY}\n`);
+  }, 30_000);
+  afterAll(async () => {
+    await h.close();
+    await pki.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const addr = () => `127.0.0.1:${h.broker.grpc.port}`;
+  const cli = (args: string[], env: NodeJS.ProcessEnv = {}) =>
+    run(process.execPath, [BIN, ...args, "--addr", addr()], {
+      env: { ...process.env, TOKEN_BROKER_API_KEY: "", ...env },
+    }).catch((e: { code: number; stdout: string; stderr: string }) => e);
+  const tlsKey = () => ["--api-key-file", keyFile, "--ca", ca.certFile];
+
+  it("get, invalidate, status, force-refresh and clear-quota with --api-key-file over TLS", async () => {
+    const got = await cli(["get", "--app", "leaky", "--reveal", ...tlsKey()]);
+    const token = JSON.parse(got.stdout) as { value: string; version: string };
+    expect(token.version).toBe("1");
+
+    const inv = await cli([
+      "invalidate",
+      "--app",
+      "leaky",
+      "--value",
+      token.value,
+      "--errcode",
+      "40001",
+      ...tlsKey(),
+    ]);
+    expect(JSON.parse(inv.stdout)).toMatchObject({ app: "leaky" });
+
+    const status = await cli(["status", "--app", "leaky", ...tlsKey()]);
+    expect(status.stdout).toMatch(/Credentials[\s\S]*leaky\s+access_token/);
+
+    const forced = await cli([
+      "force-refresh",
+      "--app",
+      "leaky",
+      "--reason",
+      "INC-9 drill",
+      ...tlsKey(),
+    ]);
+    expect(JSON.parse(forced.stdout)).toMatchObject({ app: "leaky" });
+
+    const cleared = await cli([
+      "clear-quota",
+      "--app",
+      "leaky",
+      "--reason",
+      "INC-9 drill",
+      ...tlsKey(),
+    ]);
+    expect(JSON.parse(cleared.stdout)).toEqual({ app: "leaky", quotaCleared: true });
+  });
+
+  it("watch with the key from TOKEN_BROKER_API_KEY and --tls --ca", async () => {
+    const watcher = spawn(
+      process.execPath,
+      [BIN, "watch", "--app", "leaky", "--tls", "--ca", ca.certFile, "--addr", addr()],
+      { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, TOKEN_BROKER_API_KEY: OPS_KEY } },
+    );
+    const first = await new Promise<string>((resolve, reject) => {
+      createInterface({ input: watcher.stdout }).once("line", resolve);
+      watcher.once("exit", (code) => reject(new Error(`watch exited with ${code}`)));
+    });
+    watcher.kill("SIGINT");
+    expect(JSON.parse(first)).toMatchObject({ app: "leaky", kind: "access_token" });
+  });
+
+  it("status and get with a client certificate (mTLS), no key", async () => {
+    const mtls = ["--ca", ca.certFile, "--cert", opsCert.certFile, "--key", opsCert.keyFile];
+    const [status, got] = await Promise.all([
+      cli(["status", ...mtls]),
+      cli(["get", "--app", "leaky", ...mtls]),
+    ]);
+    expect(status.stdout).toMatch(/Credentials/);
+    expect(JSON.parse(got.stdout)).toMatchObject({ app: "leaky" });
+  });
+
+  it("without a key or certificate the broker says UNAUTHENTICATED, exit 1", async () => {
+    const err = await cli(["get", "--app", "leaky", "--ca", ca.certFile]);
+    expect(err).toMatchObject({ code: 1 });
+    expect(err.stderr).toMatch(/Unauthenticated: this broker requires authentication/);
+  });
+
+  it("refuses unreadable files, a lone --cert and an --api-key flag with clear errors, exit 2", async () => {
+    const missing = join(dir, "nope.key");
+    const [noFile, noCa, lone, flag] = await Promise.all([
+      cli(["get", "--app", "leaky", "--api-key-file", missing]),
+      cli(["status", "--ca", missing]),
+      cli(["get", "--app", "leaky", "--cert", opsCert.certFile]),
+      cli(["get", "--app", "leaky", "--api-key", OPS_KEY]),
+    ]);
+    expect(noFile).toMatchObject({ code: 2 });
+    expect(noFile.stderr).toContain(`cannot read --api-key-file ${missing}: ENOENT`);
+    expect(noCa.stderr).toContain(`cannot read --ca ${missing}: ENOENT`);
+    expect(lone).toMatchObject({ code: 2 });
+    expect(lone.stderr).toMatch(/--cert and --key go together/);
+    expect(flag).toMatchObject({ code: 2 });
+    expect(flag.stderr).toMatch(
+      /there is no --api-key flag[\s\S]*--api-key-file FILE or TOKEN_BROKER_API_KEY/,
+    );
+    expect(flag.stderr).not.toContain(OPS_KEY);
   });
 });
