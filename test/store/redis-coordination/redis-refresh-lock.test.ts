@@ -116,6 +116,28 @@ describe("RedisRefreshLock across two replicas", () => {
     expect(await b.withLock(key, async () => "mine")).toEqual({ acquired: true, value: "mine" });
   });
 
+  it("tells a caller that finds the lock taken how long the holder's lease can still last", async () => {
+    const ttlMs = 3000;
+    const [a, b] = [replica({ ttlMs }), replica({ ttlMs })];
+    const started = deferred();
+    const release = deferred();
+    const holding = a.withLock(key, async () => {
+      started.resolve();
+      await release.promise;
+    });
+    await started.promise;
+    await delay(500);
+    const refused = await b.withLock(key, async () => "stolen");
+    expect(refused.acquired).toBe(false);
+    // Not a whole lease: what is left of it, so a waiter can take over a dead holder's lock then.
+    if (!refused.acquired) {
+      expect(refused.leaseRemainingMs).toBeGreaterThan(0);
+      expect(refused.leaseRemainingMs).toBeLessThanOrEqual(ttlMs - 400);
+    }
+    release.resolve();
+    await holding;
+  });
+
   it("aborts the lease's signal when the lock is taken away mid-run", async () => {
     const ttlMs = 600;
     const log = captureLogger();
