@@ -5,19 +5,24 @@ import { fingerprint } from "../shared/fingerprint.js";
 import type { CredentialKey, StoredCredential } from "../token/credential.js";
 import { kindToProto } from "./kinds.js";
 
-/** The wire form of a stored credential; `expires_in` is counted from `now`. */
+/**
+ * The wire form of a stored credential; `expires_in` is counted from `now`.
+ * `expiresAt`: the end clients are told (TokenManager.reportedExpiresAt),
+ * which for a classic token may be before its stored expiry.
+ */
 export function toTokenMessage(
   key: CredentialKey,
   c: StoredCredential,
   now: number,
   refreshOverdue = false,
+  expiresAt = c.expiresAt,
 ): Token {
   return create(TokenSchema, {
     appId: key.appId,
     kind: kindToProto(key.kind),
     value: c.value,
-    expiresAt: timestampFromMs(c.expiresAt),
-    expiresIn: BigInt(Math.max(0, Math.floor((c.expiresAt - now) / 1000))),
+    expiresAt: timestampFromMs(expiresAt),
+    expiresIn: BigInt(Math.max(0, Math.floor((expiresAt - now) / 1000))),
     version: BigInt(c.version),
     fetchedAt: timestampFromMs(c.fetchedAt),
     fingerprint: fingerprint(c.value),

@@ -18,6 +18,7 @@ interface Slots {
 }
 
 interface Slot<M> {
+  readonly expiresAt: number;
   readonly second: number;
   readonly message: M;
 }
@@ -29,6 +30,7 @@ interface Slot<M> {
  * GetToken builds one message a second instead of one per call. The gRPC
  * adapter caches each message's encoding, so sharing also saves the
  * serialization. Messages are never mutated after they are built.
+ * `expiresAt` is the end clients are told (see toTokenMessage).
  */
 export class TokenResponses {
   readonly #slots = new WeakMap<StoredCredential, Slots>();
@@ -38,9 +40,12 @@ export class TokenResponses {
     credential: StoredCredential,
     now: number,
     overdue: boolean,
+    expiresAt = credential.expiresAt,
   ): GetTokenResponse {
-    return this.#cached(credential, overdue ? "getOverdue" : "get", now, () =>
-      create(GetTokenResponseSchema, { token: toTokenMessage(key, credential, now, overdue) }),
+    return this.#cached(credential, overdue ? "getOverdue" : "get", now, expiresAt, () =>
+      create(GetTokenResponseSchema, {
+        token: toTokenMessage(key, credential, now, overdue, expiresAt),
+      }),
     );
   }
 
@@ -49,10 +54,11 @@ export class TokenResponses {
     credential: StoredCredential,
     now: number,
     isUpdate: boolean,
+    expiresAt = credential.expiresAt,
   ): WatchTokenResponse {
-    return this.#cached(credential, isUpdate ? "watchUpdate" : "watchFirst", now, () =>
+    return this.#cached(credential, isUpdate ? "watchUpdate" : "watchFirst", now, expiresAt, () =>
       create(WatchTokenResponseSchema, {
-        token: toTokenMessage(key, credential, now),
+        token: toTokenMessage(key, credential, now, false, expiresAt),
         ...(isUpdate && credential.previousValidUntil !== undefined
           ? { previousValidUntil: timestampFromMs(credential.previousValidUntil) }
           : {}),
@@ -64,18 +70,19 @@ export class TokenResponses {
     credential: StoredCredential,
     slot: S,
     now: number,
+    expiresAt: number,
     build: () => NonNullable<Slots[S]>["message"],
   ): NonNullable<Slots[S]>["message"] {
-    const second = Math.floor((credential.expiresAt - now) / 1000);
+    const second = Math.floor((expiresAt - now) / 1000);
     let slots = this.#slots.get(credential);
     if (!slots) {
       slots = {};
       this.#slots.set(credential, slots);
     }
     const held = slots[slot];
-    if (held && held.second === second) return held.message;
+    if (held && held.second === second && held.expiresAt === expiresAt) return held.message;
     const message = build();
-    slots[slot] = { second, message } as Slots[S];
+    slots[slot] = { expiresAt, second, message } as Slots[S];
     return message;
   }
 }

@@ -62,6 +62,7 @@ export function createTokenService(deps: TokenServiceDeps): ServiceImpl<typeof T
           credential,
           clock.now(),
           manager.isOverdue(key.appId, key.kind),
+          manager.reportedExpiresAt(key.appId, key.kind, credential),
         );
       } catch (err) {
         throw fail(err, "GetToken");
@@ -101,7 +102,13 @@ export function createTokenService(deps: TokenServiceDeps): ServiceImpl<typeof T
           },
           "InvalidateToken",
         );
-        const token = toTokenMessage(key, result.credential, clock.now(), false);
+        const token = toTokenMessage(
+          key,
+          result.credential,
+          clock.now(),
+          false,
+          manager.reportedExpiresAt(key.appId, key.kind, result.credential),
+        );
         if (!canRead) token.value = "";
         return {
           token,
@@ -118,7 +125,13 @@ export function createTokenService(deps: TokenServiceDeps): ServiceImpl<typeof T
         const key = validateCredentialRequest(req);
         let first = true;
         for await (const event of manager.watch(key.appId, key.kind, ctx.signal)) {
-          yield responses.watchToken(key, event.credential, clock.now(), !first);
+          yield responses.watchToken(
+            key,
+            event.credential,
+            clock.now(),
+            !first,
+            manager.reportedExpiresAt(key.appId, key.kind, event.credential),
+          );
           first = false;
         }
       } catch (err) {

@@ -86,6 +86,28 @@ export function refreshAt(
   return Math.floor(c.expiresAt - margin - margin * policy.jitterRatio * random);
 }
 
+/** WeChat keeps a replaced classic token working this long after the next fetch (facts R7). */
+const CLASSIC_OVERLAP_MS = 300_000;
+
+/**
+ * The end of a credential's life as told to clients (§12 C3). A classic
+ * token dies 300 s after the next fetch of /cgi-bin/token, and the broker
+ * fetches at its own refresh time `rotationAt` (refreshAt) or, if that has
+ * passed without a rotation, at any moment from `now` on. So its end is
+ * min(expiry, max(rotationAt, now) + 300 s). Stable tokens and tickets are
+ * not killed by the broker's next fetch: their expiry stands.
+ */
+export function reportedExpiresAt(
+  c: StoredCredential,
+  kind: CredentialKind,
+  mode: TokenMode,
+  rotationAt: number,
+  now: number,
+): number {
+  if (kind !== "access_token" || mode !== "classic") return c.expiresAt;
+  return Math.min(c.expiresAt, Math.max(rotationAt, now) + CLASSIC_OVERLAP_MS);
+}
+
 /** Delay before retry number `attempt` (1-based) of a failed refresh, with ±20% jitter. */
 export function retryDelayMs(
   attempt: number,

@@ -25,7 +25,13 @@ import {
 } from "./credential.js";
 import { CredentialFetcher } from "./credential-fetcher.js";
 import { foreignRefreshEvidence, type RefreshEvents } from "./refresh-events.js";
-import { isServable, type RefreshPolicy, retryDelayMs } from "./refresh-policy.js";
+import {
+  isServable,
+  type RefreshPolicy,
+  refreshAt,
+  reportedExpiresAt,
+  retryDelayMs,
+} from "./refresh-policy.js";
 import { RefreshSchedule, versionJitter } from "./refresh-schedule.js";
 import { Refresher, type RefreshOutcome } from "./refresher.js";
 import { DEFAULT_REPORT_BUDGET, ReportBudget, type ReportBudgetOptions } from "./report-budget.js";
@@ -98,6 +104,8 @@ export class TokenManager {
   /** Breakers this manager made itself (no guard given), closed with it. */
   #ownBreakers: UpstreamBreakers | undefined;
   readonly #l1 = new Map<string, StoredCredential>();
+  /** Each credential version's planned rotation time, computed once (GetToken's hot path). */
+  readonly #rotationAt = new WeakMap<StoredCredential, number>();
   /** The value each L1 entry replaced: WeChat still accepts it for a while, so it is scrubbed too. */
   readonly #previousValues = new Map<string, string>();
   readonly #watchers = new WatchHub<StoredCredential>();
@@ -395,6 +403,23 @@ export class TokenManager {
       if (key) out.push({ key, credential });
     }
     return out;
+  }
+
+  /**
+   * When a credential stops working as far as clients are told: for a classic
+   * token at most 300 s after this broker will rotate it (refresh-policy's
+   * reportedExpiresAt), never later than WeChat will really accept it.
+   */
+  reportedExpiresAt(appId: string, kind: CredentialKind, credential: StoredCredential): number {
+    const app = this.#o.apps.resolve(appId, kind);
+    if (kind !== "access_token" || app.tokenMode !== "classic") return credential.expiresAt;
+    let rotationAt = this.#rotationAt.get(credential);
+    if (rotationAt === undefined) {
+      const random = this.#o.jitter(keyId({ appId, kind }), credential.version);
+      rotationAt = refreshAt(credential, kind, app.tokenMode, this.#o.policy, random);
+      this.#rotationAt.set(credential, rotationAt);
+    }
+    return reportedExpiresAt(credential, kind, app.tokenMode, rotationAt, this.#o.clock.now());
   }
 
   /** Every credential value of an app held here, current and previous (scrubbed from WeChat's text). */
