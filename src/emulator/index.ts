@@ -28,8 +28,12 @@
  * - A force call < 30 s after the last rotating one returns the current token
  *   and still uses a force call (`countForceWithinGap`) (R17).
  * - Missing or unknown getticket `type` → 40097 "invalid args" (R21).
- * - getticket and getcallbackip are unmetered; quota/get reports them with
- *   daily_limit 2147483647. get_api_domain_ip: 1000 a day (R22).
+ * - getticket and getcallbackip have no daily limit by default (unpublished;
+ *   set one with the limits hook), but every successful call is counted:
+ *   quota/get reports `used` with daily_limit 2147483647. get_api_domain_ip:
+ *   1000 a day (R22).
+ * - clear_quota/v2 reads appid and appsecret from the URL only (§12 C1):
+ *   a body-only request gets 41002.
  * - openapi/quota/clear: 50 a month (`apiQuotaClearPeriod: "day"`) (R26);
  *   clearing stable_token also restores its force allowance.
  * - Quota days start at 00:00 UTC+8 (`utcOffsetMinutes`), months on the 1st;
