@@ -4,6 +4,7 @@ import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo, Socket } from "node:net";
 import { inAnyCidr, parseCidr, parseIp } from "../security/ip.js";
 import { loadTlsMaterial, ReloadingTlsFiles, type TlsOptions } from "../server/tls.js";
+import { TLS_POLICY } from "../server/tls-policy.js";
 import type { Logger } from "../shared/logger.js";
 import type { BrokerMetrics } from "./metrics.js";
 
@@ -60,12 +61,14 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
     const https = createHttpsServer(
       {
         ...material,
+        // The RPC listeners' cipher policy; repeated on reload, which would reset it.
+        ...TLS_POLICY,
         requestCert: material.ca !== undefined,
         rejectUnauthorized: options.tls.requireClientCert ?? false,
       },
       onRequest,
     );
-    tlsFiles.onChange((next) => https.setSecureContext({ ...next }));
+    tlsFiles.onChange((next) => https.setSecureContext({ ...next, ...TLS_POLICY }));
     server = https;
   } else {
     server = createServer(onRequest);

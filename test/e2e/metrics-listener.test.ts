@@ -1,5 +1,6 @@
 import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
+import * as tlsClient from "node:tls";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { hashApiKey } from "../../src/security/index.js";
 import { type BrokerHarness, startBrokerHarness } from "../helpers/broker-harness.js";
@@ -60,6 +61,24 @@ function get(url: string, headers: Record<string, string> = {}): Promise<Answer>
   });
 }
 
+/** A TLS 1.2 handshake offering only `cipher`: the suite agreed, or the error. */
+function handshake(port: number, cipher: string): Promise<{ cipher: string } | { error: string }> {
+  return new Promise((resolve) => {
+    const socket = tlsClient.connect({
+      host: "127.0.0.1",
+      port,
+      ca: ca.cert,
+      ciphers: cipher,
+      maxVersion: "TLSv1.2",
+    });
+    socket.once("secureConnect", () => {
+      resolve({ cipher: socket.getCipher().name });
+      socket.destroy();
+    });
+    socket.once("error", (err) => resolve({ error: err.message }));
+  });
+}
+
 describe("metrics listener protection (issue 9 item 7)", () => {
   it("serves over TLS with security.tls's certificate and wants its key", async () => {
     const b = await start({
@@ -86,6 +105,12 @@ describe("metrics listener protection (issue 9 item 7)", () => {
       authorization: `Bearer ${METRICS_KEY}`,
     });
     expect(plain).not.toMatchObject({ status: 200 });
+    // The RPC listeners' cipher policy: no CBC/SHA-1 for TLS 1.2 clients.
+    const port = Number(new URL(url).port);
+    expect(await handshake(port, "ECDHE-ECDSA-AES128-SHA")).toHaveProperty("error");
+    expect(await handshake(port, "ECDHE-ECDSA-AES128-GCM-SHA256")).toEqual({
+      cipher: "ECDHE-ECDSA-AES128-GCM-SHA256",
+    });
   });
 
   it("closes connections from outside its allowlist before TLS or HTTP", async () => {
