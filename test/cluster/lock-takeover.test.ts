@@ -143,7 +143,9 @@ describe("three broker processes, one Redis, a 5 s lease", () => {
       });
     }
     expect(waits).toBeGreaterThan(0); // the storms did make replicas wait for the lock
-    console.info(`lock waits: ${waits} over ${STORMS} storms; slowest report ${slowest} ms (queueing under load included)`);
+    console.info(
+      `lock waits: ${waits} over ${STORMS} storms; slowest report ${slowest} ms (queueing under load included)`,
+    );
   }, 120_000);
 
   it("a holder paused (SIGSTOP) mid-fetch is taken over as soon as its lease runs out, and cannot overwrite once resumed", async () => {
