@@ -4,11 +4,8 @@ import * as tls from "node:tls";
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "../shared/logger.js";
 
-type CertificateProvider = grpc.experimental.CertificateProvider;
 type IdentityUpdate = grpc.experimental.IdentityCertificateUpdate;
-type IdentityListener = grpc.experimental.IdentityCertificateUpdateListener;
 type CaUpdate = grpc.experimental.CaCertificateUpdate;
-type CaListener = grpc.experimental.CaCertificateUpdateListener;
 
 /** How often the certificate files are re-read unless told otherwise. */
 export const DEFAULT_TLS_RELOAD_MS = 10_000;
@@ -107,26 +104,21 @@ function checkCaBundle(ca: Buffer): void {
 
 /**
  * The TLS files of one listener, re-read every `reloadIntervalMs` while
- * someone listens. grpc-js uses it as both certificate providers of
- * `createCertificateProviderServerCredentials`; the Connect listener
- * subscribes with {@link onChange} and calls `setSecureContext`.
+ * someone listens. Both listeners subscribe with {@link onChange} and pass
+ * the material to their TLS acceptor's `setSecureContext`.
  *
  * The reading is grpc-js' `FileWatcherCertificateProvider`. This class adds
- * what that lacks: it passes on only content that changed and is usable. The
- * file watcher itself reports a file it cannot read as `null`, on which grpc-js
- * drops every new connection until the next good read, and grpc-js also drops
- * them when new content fails `setSecureContext`. Here a missing, half-written
- * or mismatched file is logged (once per distinct problem) and the last good
- * certificate stays in use.
+ * what that lacks: it passes on only content that changed and is usable (the
+ * file watcher reports a file it cannot read as `null`). A missing,
+ * half-written or mismatched file is logged (once per distinct problem) and
+ * the last good certificate stays in use.
  */
-export class ReloadingTlsFiles implements CertificateProvider {
+export class ReloadingTlsFiles {
   readonly #files: FileWatcherConfig;
   readonly #logger: Logger;
   readonly #watcher: grpc.experimental.FileWatcherCertificateProvider;
   #identity: IdentityUpdate;
   #ca: CaUpdate | undefined;
-  readonly #identityListeners = new Set<IdentityListener>();
-  readonly #caListeners = new Set<CaListener>();
   readonly #changeListeners = new Set<(material: TlsMaterial) => void>();
   #subscribed = false;
   #closed = false;
@@ -148,7 +140,7 @@ export class ReloadingTlsFiles implements CertificateProvider {
     this.#ca = initial.ca && { caCertificate: initial.ca };
   }
 
-  /** Whether a client CA is configured (grpc-js then asks clients for certificates). */
+  /** Whether a client CA is configured (clients are then asked for certificates). */
   get hasClientCa(): boolean {
     return this.#files.caCertificateFile !== undefined;
   }
@@ -175,45 +167,13 @@ export class ReloadingTlsFiles implements CertificateProvider {
   /** Stops reading the files and drops every listener. Idempotent. */
   close(): void {
     this.#closed = true;
-    this.#identityListeners.clear();
-    this.#caListeners.clear();
     this.#changeListeners.clear();
-    this.#update();
-  }
-
-  addIdentityCertificateListener(listener: IdentityListener): void {
-    if (this.#closed) return;
-    this.#identityListeners.add(listener);
-    this.#update();
-    // Like the file watcher: the current value, asynchronously.
-    process.nextTick(() => {
-      if (this.#identityListeners.has(listener)) listener(this.#identity);
-    });
-  }
-
-  removeIdentityCertificateListener(listener: IdentityListener): void {
-    this.#identityListeners.delete(listener);
-    this.#update();
-  }
-
-  addCaCertificateListener(listener: CaListener): void {
-    if (this.#closed) return;
-    this.#caListeners.add(listener);
-    this.#update();
-    process.nextTick(() => {
-      if (this.#caListeners.has(listener)) listener(this.#ca ?? null);
-    });
-  }
-
-  removeCaCertificateListener(listener: CaListener): void {
-    this.#caListeners.delete(listener);
     this.#update();
   }
 
   /** Reads the files while anyone listens, and not otherwise. */
   #update(): void {
-    const wanted =
-      this.#identityListeners.size + this.#caListeners.size + this.#changeListeners.size > 0;
+    const wanted = !this.#closed && this.#changeListeners.size > 0;
     if (wanted === this.#subscribed) return;
     this.#subscribed = wanted;
     if (wanted) {
@@ -248,7 +208,6 @@ export class ReloadingTlsFiles implements CertificateProvider {
     this.#problems.delete("identity");
     this.#identity = { certificate, privateKey };
     this.#logger.info({ certFile: this.#files.certificateFile }, "reloaded the TLS certificate");
-    for (const listener of this.#identityListeners) listener(this.#identity);
     this.#changed();
   };
 
@@ -271,7 +230,6 @@ export class ReloadingTlsFiles implements CertificateProvider {
     this.#problems.delete("ca");
     this.#ca = { caCertificate: update.caCertificate };
     this.#logger.info({ clientCaFile: file }, "reloaded the TLS client CA");
-    for (const listener of this.#caListeners) listener(this.#ca);
     this.#changed();
   };
 
