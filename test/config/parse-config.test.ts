@@ -225,6 +225,7 @@ security:
   allowCidrs: [10.0.0.0/8, "fd00::/8"]
   trustedProxies: [10.1.0.5/32]
   encryptionKeys: [{ id: k1, key: { env: TOKEN_KEY } }]
+  acceptPlaintextUntil: "2026-12-31T12:00:00Z"
 audit: { destination: /var/log/broker/audit.log }
 `),
       { ...environment, env: { TOKEN_KEY: key } },
@@ -245,6 +246,7 @@ audit: { destination: /var/log/broker/audit.log }
     });
     expect(config.security.clients[1]?.tlsIdentity).toBe("ops.internal");
     expect(config.security.encryptionKeys[0]?.key.reveal()).toBe(key);
+    expect(config.security.acceptPlaintextUntil).toBe(Date.UTC(2026, 11, 31, 12, 0, 0));
     expect(JSON.stringify(config)).not.toContain(key);
     expect(config.audit.destination).toEqual({ file: "/var/log/broker/audit.log" });
   });
@@ -284,6 +286,16 @@ audit: { destination: /var/log/broker/audit.log }
       "a short encryption key",
       "security: { encryptionKeys: [{ id: k, key: { env: SHOP_SECRET } }] }",
       /'security.encryptionKeys\[0\].key': expected 32 random bytes/,
+    ],
+    [
+      "a plaintext window that is not an ISO time",
+      "security: { acceptPlaintextUntil: 'next week' }",
+      /'security.acceptPlaintextUntil': expected an ISO 8601 time with its zone/,
+    ],
+    [
+      "a plaintext window without encryption keys",
+      "security: { acceptPlaintextUntil: '2026-12-31T00:00:00Z' }",
+      /'security.acceptPlaintextUntil': only means something with security.encryptionKeys/,
     ],
     [
       "a relative audit file",
