@@ -7,7 +7,13 @@ import {
   startConnectServer,
   startGrpcServer,
 } from "../../src/server/index.js";
-import { createTestPki, type IssuedCert, type TestCa, type TestPki } from "../helpers/certs.js";
+import {
+  createTestPki,
+  type IssuedCert,
+  installCert,
+  type TestCa,
+  type TestPki,
+} from "../helpers/certs.js";
 import { captureLogs, testTokenService } from "./harness.js";
 
 /**
@@ -105,3 +111,57 @@ describe.each(["grpc", "connect"] as const)("TLS policy on the %s port", (listen
     expect(old).toHaveProperty("error");
   });
 });
+
+describe("TLS policy after a certificate reload", () => {
+  it("still refuses weak suites on both ports once the new certificate is served", async () => {
+    const dir = pki.dir;
+    const files = { certFile: `${dir}/policy-live.pem`, keyFile: `${dir}/policy-live.key` };
+    await installCert(serverCert, files);
+    const { logger } = captureLogs();
+    const common = {
+      host: "127.0.0.1",
+      port: 0,
+      services: [registration(TokenService, testTokenService([]))],
+      logger,
+      tls: { ...files, reloadIntervalMs: 100 },
+    };
+    const live = [await startGrpcServer(common), await startConnectServer(common)];
+    try {
+      const renewed = await ca.serverCert();
+      await installCert(renewed, files);
+      for (const server of live) {
+        const started = Date.now();
+        // Node resets the cipher list on setSecureContext unless it is passed again.
+        while ((await servedSerial(server.port)) !== renewed.serialNumber) {
+          if (Date.now() - started > 10_000) throw new Error("the new certificate was not served");
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+        for (const cipher of WEAK_TLS12) {
+          expect(
+            await handshake(server.port, { ciphers: cipher, maxVersion: "TLSv1.2" }),
+          ).toHaveProperty("error");
+        }
+      }
+    } finally {
+      await Promise.all(live.map((s) => s.close({ graceMs: 0 })));
+    }
+  });
+});
+
+/** The serial number of the certificate a new connection is shown. */
+function servedSerial(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({
+      host: "127.0.0.1",
+      port,
+      servername: "localhost",
+      ca: ca.cert,
+      ALPNProtocols: ["h2"],
+    });
+    socket.once("secureConnect", () => {
+      resolve(socket.getPeerCertificate().serialNumber);
+      socket.destroy();
+    });
+    socket.once("error", reject);
+  });
+}
