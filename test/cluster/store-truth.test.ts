@@ -78,7 +78,7 @@ describe("the store is the only source of truth (encryption keys configured)", (
     );
     await client.publish(
       `${h.prefix}:updates`,
-      JSON.stringify({ id: "classic/access_token", version: "999", ...fields }),
+      JSON.stringify({ id: "classic/access_token", ...fields }),
     );
     await settle();
     expect(servedBy()).toEqual(real.map((t) => t.value));
