@@ -11,7 +11,8 @@ import type { StoredCredential } from "../token/credential.js";
  * - Different values: the one fetched later wins (WeChat issued it last; a
  *   classic token's earlier value dies 5 minutes after). The winner is put at
  *   a version above both, unless it already is.
- * - A tie in fetch time: the store wins.
+ * - The same fetch time (a coarse or fake clock): the higher version, which
+ *   was written later in one store's history; then the store.
  */
 export type RestorePlan =
   /** The store already holds the right record. */
@@ -26,7 +27,10 @@ export function planRestore(
   if (!stored) return { put: known };
   if (stored.value === known.value)
     return stored.version >= known.version ? { put: undefined } : { put: known };
-  if (known.fetchedAt > stored.fetchedAt)
+  if (
+    known.fetchedAt > stored.fetchedAt ||
+    (known.fetchedAt === stored.fetchedAt && known.version > stored.version)
+  )
     return { put: { ...known, version: Math.max(known.version, stored.version + 1) } };
   return stored.version > known.version
     ? { put: undefined }

@@ -178,6 +178,10 @@ describe("three replicas sharing Redis through Sentinel", () => {
         heard.push(u.credential.version);
     });
 
+    // The fence of version 2's writer, and the one the cut-off replica still has (version 1's).
+    const fenceOfV2 = (await storedFields(masterNode, v2.value)).fence;
+    const fenceOnReplica = (await storedFields(replicaNode, before.value)).fence;
+    expect(fenceOnReplica).not.toBe(fenceOfV2);
     const oldMaster = await setup.killMaster();
     const newMaster = await setup.waitForNewMaster(oldMaster, 20_000);
     expect(newMaster).toBe(replicaNode.options.port);
@@ -189,9 +193,11 @@ describe("three replicas sharing Redis through Sentinel", () => {
       );
       return stored.every((s) => s?.version === 2 && s.value === v2.value);
     }, "version 2 written back to the new master");
-    // It is the replicas' write-back, not a late replication: `restore` resets the fence to 0,
-    // while the refresh that wrote version 2 held a fence above 0.
-    expect(await storedFields(replicaNode, v2.value)).toMatchObject({ version: "2", fence: "0" });
+    // It is the replicas' write-back, not a late replication: `restore` keeps the fence the new
+    // master had (version 1's; 0 over nothing), while a replicated version 2 carries its writer's.
+    const restored = await storedFields(replicaNode, v2.value);
+    expect(restored.version).toBe("2");
+    expect([fenceOnReplica, "0"]).toContain(restored.fence);
     expect(heard.every((v) => v === 2)).toBe(true);
     for (const r of h.replicas) expect(r.manager.peek("classic", "access_token")?.version).toBe(2);
     expect(h.calls(TOKEN)).toBe(2);

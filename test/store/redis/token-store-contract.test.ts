@@ -158,10 +158,13 @@ describe.each(factories)("%s", (_name, open) => {
       credential: { ...later, version: 7 },
     });
     expect(await s.get(key)).toEqual({ ...later, version: 7 });
-    // Same fetch time: the store wins.
+    // Same fetch time: the higher version (written later), then the store.
+    expect(
+      await s.restore(key, { ...next("tie-higher", { fetchedAt: T0 + 120_000 }), version: 8 }),
+    ).toMatchObject({ written: true, credential: { value: "tie-higher", version: 8 } });
     expect(
       await s.restore(key, { ...next("tie", { fetchedAt: T0 + 120_000 }), version: 3 }),
-    ).toMatchObject({ written: false, current: { value: "later", version: 7 } });
+    ).toMatchObject({ written: false, current: { value: "tie-higher", version: 8 } });
   });
 
   it("a write after a store restart starts above the version its writer remembers", async () => {
