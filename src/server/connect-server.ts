@@ -109,6 +109,14 @@ export async function startConnectServer(options: ConnectServerOptions): Promise
     handler,
   );
   h2.on("stream", (stream: http2.ServerHttp2Stream) => {
+    // A response sent before the request was read to its end (a message too
+    // large, a malformed request) would leave the client blocked on flow
+    // control and the stream open, counted against maxConcurrentStreams: the
+    // rest of the body is read and dropped, so the stream can close (a client
+    // that never ends it meets the request timeout below).
+    stream.once("finish", () => {
+      if (!stream.readableEnded) stream.resume();
+    });
     const peer = stream.session?.socket?.remoteAddress;
     whenRequestStalls(stream, requestTimeoutMs, () => {
       stalled(peer, "stream_reset");
