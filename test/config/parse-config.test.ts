@@ -405,3 +405,37 @@ describe("applyEnvOverrides", () => {
     expect(config.log.level).toBe("warn");
   });
 });
+
+describe("listener limits and exposure (issue 9 item 2)", () => {
+  it("defaults: 100 streams per connection, 10 s request timeout, 1000 / 10 health watches, reflection auto", () => {
+    expect(parseConfig(parse(MINIMAL), environment).listen).toMatchObject({
+      maxConcurrentStreams: 100,
+      requestTimeoutMs: 10_000,
+      maxHealthWatches: 1000,
+      maxHealthWatchesPerPeer: 10,
+      reflection: "auto",
+    });
+  });
+
+  it("refuses out-of-range limits and an unknown reflection mode, naming each key", () => {
+    let keys: string[] = [];
+    try {
+      parseConfig(
+        parse(
+          `${MINIMAL}listen: { maxConcurrentStreams: 0, requestTimeoutMs: 5, maxHealthWatchesPerPeer: 0, reflection: maybe }\n`,
+        ),
+        environment,
+      );
+    } catch (err) {
+      keys = err instanceof ConfigErrors ? err.errors.map((e) => e.key) : [String(err)];
+    }
+    expect(keys).toEqual(
+      expect.arrayContaining([
+        "listen.maxConcurrentStreams",
+        "listen.requestTimeoutMs",
+        "listen.maxHealthWatchesPerPeer",
+        "listen.reflection",
+      ]),
+    );
+  });
+});
