@@ -4,7 +4,7 @@ import type { RefusalLog } from "../security/refusal-log.js";
 import { tupleOf } from "./tls-acceptor.js";
 
 export interface GrpcConnectionsOptions {
-  /** Destroy a connection that has had no call in flight for this long. */
+  /** Destroy a connection that stalled a request and has had no call in flight for this long. */
   readonly idleMs: number;
   /** Answer DEADLINE_EXCEEDED to a call whose request has not fully arrived in this time. */
   readonly requestTimeoutMs: number;
@@ -17,6 +17,8 @@ interface Connection {
   readonly tcp: net.Socket;
   /** Calls started and not yet answered or cancelled. */
   calls: number;
+  /** A request on it did not arrive in time: the peer may hold half-open streams. */
+  stalled: boolean;
   idleTimer: NodeJS.Timeout | undefined;
 }
 
@@ -27,8 +29,11 @@ interface Connection {
  * grpc-js answered it, so a peer could hold a connection (and its streams'
  * memory) for ever. Here a call counts from its first HEADERS until grpc-js
  * sends its status or sees it cancelled, through a server interceptor; a
- * connection without such a call for `idleMs` is destroyed, whatever streams
- * its client left half-open.
+ * connection that stalled a request and then has no such call for `idleMs`
+ * is destroyed, whatever streams its client left half-open. Well-behaved
+ * connections are left to grpc-js' own idle timeout, which closes them
+ * gracefully (GOAWAY): destroying a connection a client is about to reuse
+ * would fail its next calls.
  */
 export class GrpcConnections {
   readonly #byTuple = new Map<string, Connection>();
@@ -38,7 +43,7 @@ export class GrpcConnections {
   /** Tracks an accepted connection (before TLS); forgets it when it closes. */
   add(tcp: net.Socket): void {
     const key = tupleOf(tcp);
-    const conn: Connection = { tcp, calls: 0, idleTimer: undefined };
+    const conn: Connection = { tcp, calls: 0, stalled: false, idleTimer: undefined };
     this.#byTuple.set(key, conn);
     this.#armIdle(conn);
     tcp.once("close", () => {
@@ -79,6 +84,7 @@ export class GrpcConnections {
         }
         const ms = this.o.requestTimeoutMs;
         timer = setTimeout(() => {
+          if (conn) conn.stalled = true;
           const address = call.getConnectionInfo().remoteAddress ?? "unknown";
           this.o.refusals.record(
             { event: "request_timeout", address },
@@ -108,6 +114,7 @@ export class GrpcConnections {
 
   #armIdle(conn: Connection): void {
     clearTimeout(conn.idleTimer);
+    if (!conn.stalled) return;
     conn.idleTimer = setTimeout(() => {
       if (conn.calls === 0) conn.tcp.destroy();
     }, this.o.idleMs).unref();

@@ -78,6 +78,9 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
     requestTimeoutMs: options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
     refusals: options.refusals ?? new RefusalLog({ audit: logger, clock: systemClock }),
   });
+  // Idle connections close gracefully (GOAWAY); GrpcConnections reaps those
+  // that grpc-js keeps because of streams a stalling client left half-open.
+  serverOptions["grpc.max_connection_idle_ms"] = options.idleConnectionMs ?? DEFAULT_IDLE_MS;
   serverOptions["grpc.max_concurrent_streams"] =
     options.maxConcurrentStreams ?? DEFAULT_MAX_STREAMS;
   serverOptions.interceptors = [connections.interceptor];
