@@ -5,6 +5,7 @@ import type { Clock } from "../shared/clock.js";
 import { BrokerError } from "../shared/errors.js";
 import { fingerprint } from "../shared/fingerprint.js";
 import type { Logger } from "../shared/logger.js";
+import { isStoreUnavailable } from "../store/store-unavailable.js";
 import type { InvalidateOutcome as DomainOutcome, TokenManager } from "../token/token-manager.js";
 import { callerOf, mayReadTokens } from "./caller.js";
 import { toConnectError } from "./to-connect-error.js";
@@ -41,10 +42,11 @@ export function createTokenService(deps: TokenServiceDeps): ServiceImpl<typeof T
   const { manager, clock } = deps;
   const responses = new TokenResponses();
   const fail = (err: unknown, method: string) => {
-    // Domain errors are expected outcomes; anything else is a bug worth a log line.
-    if (!(err instanceof BrokerError) && !(err instanceof ConnectError)) {
-      deps.logger.error({ err, method }, "unexpected error in handler");
-    }
+    // Domain errors and store outages are expected outcomes (the outage is
+    // logged where it is met); anything else is a bug worth a log line.
+    const expected =
+      err instanceof BrokerError || err instanceof ConnectError || isStoreUnavailable(err);
+    if (!expected) deps.logger.error({ err, method }, "unexpected error in handler");
     return toConnectError(err);
   };
 
