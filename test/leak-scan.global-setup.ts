@@ -5,7 +5,7 @@ import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { readLuaScripts } from "../src/store/redis/scripts.js";
+import { luaScripts } from "../src/store/redis/lua-loader.js";
 import {
   describeLeakReport,
   LEAK_RECORD_DIR_ENV,
@@ -137,7 +137,7 @@ function plantLeak(dir: string, label: string): string {
   writeFileSync(join(dir, `logs-${pid}.log`), `{"level":"info","msg":"fetched ${value}"}\n`, {
     flag: "a",
   });
-  const lua = readLuaScripts().find((s) => s.name === "casCredential")?.lua ?? "";
+  const lua = luaScripts("credential").find((s) => s.name === "casCredential")?.lua ?? "";
   const cas = createHash("sha1").update(lua).digest("hex");
   const monitor = [
     `+1.0 [0 127.0.0.1:1] "SET" "p:${value}" "1"`,

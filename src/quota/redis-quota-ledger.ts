@@ -1,8 +1,7 @@
-import { existsSync } from "node:fs";
 import type { ClientContext, RedisKey, Result } from "ioredis";
 import { type Clock, systemClock } from "../shared/clock.js";
 import { quitOrDisconnect, type RedisClient } from "../store/redis/connection.js";
-import { readLuaScripts } from "../store/redis/scripts.js";
+import { defineLuaScripts } from "../store/redis/lua-loader.js";
 import { StoreUnavailableError } from "../store/store-unavailable.js";
 import { nextChinaDay } from "./china-day.js";
 import { QuotaKeys } from "./quota-keys.js";
@@ -28,14 +27,14 @@ import {
 
 declare module "ioredis" {
   interface RedisCommander<Context extends ClientContext = { type: "default" }> {
-    /** src/quota/lua/take-quota-3.lua; call it through RedisQuotaLedger.take. */
+    /** src/store/redis/lua/quota/take-quota-3.lua; call it through RedisQuotaLedger.take. */
     takeQuota(
       count: RedisKey,
       block: RedisKey,
       lastForce: RedisKey,
       ...argv: string[]
     ): Result<unknown, Context>;
-    /** src/quota/lua/block-quota-1.lua; call it through RedisQuotaLedger.blockUntilReset. */
+    /** src/store/redis/lua/quota/block-quota-1.lua; call it through RedisQuotaLedger.blockUntilReset. */
     blockQuota(block: RedisKey, ...argv: string[]): Result<unknown, Context>;
   }
 }
@@ -87,7 +86,7 @@ export class RedisQuotaLedger implements QuotaLedger {
     this.#forceGapMs = o.forceGapMs ?? FORCE_REFRESH_GAP_MS;
     this.#clearGapMs = o.clearGapMs ?? CLEAR_QUOTA_GAP_MS;
     this.#ownsClient = o.ownsClient ?? true;
-    registerScripts(this.#client);
+    defineLuaScripts(this.#client, "quota", { takeQuota: 3, blockQuota: 1 });
   }
 
   async take(
@@ -224,31 +223,4 @@ function isUnreachable(err: unknown): boolean {
   if (!(err instanceof Error)) return true;
   if (err.name !== "ReplyError") return true; // timeouts, retries exhausted, closed sockets
   return TRANSIENT_REPLY.test(err.message);
-}
-
-const registered = new WeakSet<RedisClient>();
-
-/** Registers the ledger's scripts on `client` once (EVALSHA, falling back to EVAL). */
-function registerScripts(client: RedisClient): void {
-  if (registered.has(client)) return;
-  for (const { name, numberOfKeys, lua } of readLuaScripts(scriptDir()))
-    client.defineCommand(name, { numberOfKeys, lua });
-  registered.add(client);
-}
-
-/**
- * The scripts sit next to this module in the sources, in `lua/`. `tsc` does
- * not copy them, so compiled to `dist/src/quota/` this module reads them from
- * the source tree (as the token store's scripts.ts does).
- */
-function scriptDir(): URL {
-  const candidates = ["./lua/", "../../../src/quota/lua/"].map(
-    (relative) => new URL(relative, import.meta.url),
-  );
-  const found = candidates.find((u) => existsSync(u));
-  if (!found)
-    throw new Error(
-      `quota scripts not found; looked in ${candidates.map((u) => u.pathname).join(" and ")}`,
-    );
-  return found;
 }

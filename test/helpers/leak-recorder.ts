@@ -9,7 +9,7 @@ import {
   type LeakCandidateKind,
   recordLeakCandidate,
 } from "../../src/emulator/leak-record.js";
-import { readLuaScripts } from "../../src/store/redis/scripts.js";
+import { luaScripts } from "../../src/store/redis/lua-loader.js";
 
 /**
  * The suite-wide leak scan's recorders and scanner. While
@@ -221,7 +221,7 @@ let scriptValueArgv: Map<string, number> | undefined;
 
 function valueArgvOf(sha: string): number | undefined {
   scriptValueArgv ??= new Map(
-    readLuaScripts()
+    luaScripts("credential")
       .filter((s) => VALUE_ARGV[s.name] !== undefined)
       .map((s) => [sha1(s.lua), VALUE_ARGV[s.name] ?? 0]),
   );

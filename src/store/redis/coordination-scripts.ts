@@ -1,13 +1,19 @@
-import { existsSync } from "node:fs";
+import type { ClientContext, RedisKey, Result } from "ioredis";
 import type { RedisClient } from "./connection.js";
-import { type LuaScript, readLuaScripts } from "./scripts.js";
+import { defineLuaScripts } from "./lua-loader.js";
+
+declare module "ioredis" {
+  interface RedisCommander<Context extends ClientContext = { type: "default" }> {
+    /** lua/schedule/claim-due-2.lua; call it through `coordinationScripts(client).claimDue`. */
+    claimDue(due: RedisKey, claims: RedisKey, ...argv: string[]): Result<unknown, Context>;
+    /** lua/schedule/release-claim-1.lua; call it through `coordinationScripts(client).releaseClaim`. */
+    releaseClaim(claims: RedisKey, ...argv: string[]): Result<unknown, Context>;
+  }
+}
 
 /**
- * The Lua scripts of the refresh schedule, kept as files in
- * `lua-coordination/` and named `<name>-<numberOfKeys>.lua` (read by the
- * token store's `readLuaScripts`). Each is registered on a client with
- * `defineCommand` (EVALSHA, falling back to EVAL once after a Redis restart)
- * and exposed as a typed function here.
+ * The Lua scripts of the refresh schedule (lua/schedule/, read by the one
+ * loader), exposed as typed functions.
  */
 export interface CoordinationScripts {
   /** claim-due-2.lua: ids due at `now` and not claimed, now claimed until now + claimTtlMs. */
@@ -22,55 +28,25 @@ export interface CoordinationScripts {
   releaseClaim(claims: string, id: string, claimedUntil: number): Promise<number>;
 }
 
-type ScriptCall = (...args: (string | number)[]) => Promise<unknown>;
-
 /** The scripts on `client` (registered on first use of each client). */
 export function coordinationScripts(client: RedisClient): CoordinationScripts {
-  const call = (name: string): ScriptCall => {
-    if (!registered.has(client)) {
-      for (const s of loadScripts()) {
-        client.defineCommand(s.name, { numberOfKeys: s.numberOfKeys, lua: s.lua });
-      }
-      registered.add(client);
-    }
-    const fn = (client as unknown as Record<string, ScriptCall | undefined>)[name];
-    if (!fn) throw new Error(`no Lua script '${name}' in lua-coordination/`);
-    return fn.bind(client);
-  };
+  const define = () => defineLuaScripts(client, "schedule", { claimDue: 2, releaseClaim: 1 });
   return {
     async claimDue(due, claims, now, claimTtlMs, limit) {
-      const reply = await call("claimDue")(due, claims, now, claimTtlMs, limit);
+      define();
+      const reply = await client.claimDue(
+        due,
+        claims,
+        String(now),
+        String(claimTtlMs),
+        String(limit),
+      );
       if (!Array.isArray(reply)) throw new Error(`claim-due-2.lua returned ${typeof reply}`);
       return reply.map(String);
     },
     async releaseClaim(claims, id, claimedUntil) {
-      return Number(await call("releaseClaim")(claims, id, claimedUntil));
+      define();
+      return Number(await client.releaseClaim(claims, id, String(claimedUntil)));
     },
   };
-}
-
-const registered = new WeakSet<RedisClient>();
-let cache: LuaScript[] | undefined;
-
-function loadScripts(): LuaScript[] {
-  cache ??= readLuaScripts(scriptDir());
-  return cache;
-}
-
-/**
- * The scripts sit next to this module in the sources. `tsc` does not copy
- * them into `dist/`, so the compiled module reads them from the source tree
- * (as `scripts.ts` does for the token store's `lua/`).
- */
-function scriptDir(): URL {
-  const candidates = ["./lua-coordination/", "../../../../src/store/redis/lua-coordination/"].map(
-    (relative) => new URL(relative, import.meta.url),
-  );
-  const found = candidates.find((u) => existsSync(u));
-  if (!found) {
-    throw new Error(
-      `coordination scripts not found; looked in ${candidates.map((u) => u.pathname).join(" and ")}`,
-    );
-  }
-  return found;
 }

@@ -1,72 +1,17 @@
-import { existsSync, readdirSync, readFileSync } from "node:fs";
 import type { ClientContext, RedisKey, Result } from "ioredis";
 import type { RedisClient } from "./connection.js";
 import type { EncodedCredential } from "./credential-codec.js";
+import { defineLuaScripts } from "./lua-loader.js";
 
 declare module "ioredis" {
   interface RedisCommander<Context extends ClientContext = { type: "default" }> {
-    /** lua/cas-credential-1.lua; call it through `loadScripts(client).casCredential`. */
+    /** lua/credential/cas-credential-1.lua; call it through `loadScripts(client).casCredential`. */
     casCredential(key: RedisKey, ...argv: string[]): Result<unknown, Context>;
-    /** lua/restore-credential-1.lua; call it through `loadScripts(client).restoreCredential`. */
+    /** lua/credential/restore-credential-1.lua; call it through `loadScripts(client).restoreCredential`. */
     restoreCredential(key: RedisKey, ...argv: string[]): Result<unknown, Context>;
-    /** lua/discard-credential-1.lua; call it through `loadScripts(client).discardCredential`. */
+    /** lua/credential/discard-credential-1.lua; call it through `loadScripts(client).discardCredential`. */
     discardCredential(key: RedisKey, ...argv: string[]): Result<unknown, Context>;
   }
-}
-
-/**
- * Where the `.lua` files are, relative to this module's URL. Run from the
- * sources (tsx, vitest) they sit next to it in `./lua/`. `tsc` does not copy
- * them, and the build keeps the source tree's shape under `dist/`
- * (`rootDir: "."`), so compiled to `dist/src/store/redis/scripts.js` this
- * module reads them from the sources at `<package>/src/store/redis/lua/`.
- * The first folder that exists wins; nothing is copied at build time.
- */
-export const LUA_DIRECTORY_CANDIDATES = ["./lua/", "../../../../src/store/redis/lua/"] as const;
-
-export function findLuaDirectory(
-  moduleUrl: string = import.meta.url,
-  exists: (url: URL) => boolean = existsSync,
-): URL {
-  const candidates = LUA_DIRECTORY_CANDIDATES.map((relative) => new URL(relative, moduleUrl));
-  const found = candidates.find(exists);
-  if (!found)
-    throw new Error(
-      `Redis scripts not found; looked in ${candidates.map((u) => u.pathname).join(" and ")}`,
-    );
-  return found;
-}
-
-export interface LuaScript {
-  /** Command name: the file name without `-<numKeys>.lua`, in camelCase. */
-  readonly name: string;
-  readonly numberOfKeys: number;
-  readonly lua: string;
-}
-
-/**
- * Reads every `<name>-<numKeys>.lua` in `dir`. A line `--- @include "x"`
- * is replaced by `includes/x.lua` (shared helpers, BullMQ-style), so each
- * script reaches Redis as one self-contained body.
- */
-export function readLuaScripts(dir: URL = findLuaDirectory()): LuaScript[] {
-  return readdirSync(dir)
-    .filter((file) => file.endsWith(".lua"))
-    .sort()
-    .map((file) => {
-      const m = /^([a-z][a-z0-9]*(?:-[a-z][a-z0-9]*)*)-(\d+)\.lua$/.exec(file);
-      if (!m?.[1] || !m[2])
-        throw new Error(`Redis script '${file}' is not named <name>-<numberOfKeys>.lua`);
-      const lua = readFileSync(new URL(file, dir), "utf8").replace(
-        /^--- @include "([a-z0-9-]+)"$/gm,
-        (_, include: string) => readFileSync(new URL(`includes/${include}.lua`, dir), "utf8"),
-      );
-      return {
-        name: m[1].replace(/-([a-z])/g, (_, c: string) => c.toUpperCase()),
-        numberOfKeys: Number(m[2]),
-        lua,
-      };
-    });
 }
 
 /** Outcome of a write script, with the hash as it is after the call. */
@@ -106,19 +51,16 @@ export interface TokenScripts {
   discardCredential(credentialKey: string, value: string, version: string): Promise<boolean>;
 }
 
-const REQUIRED = ["casCredential", "restoreCredential", "discardCredential"] as const;
-
 /**
- * Registers every script on `client` with `defineCommand` (ioredis runs them
- * with EVALSHA and falls back to EVAL after a failover or SCRIPT FLUSH) and
- * returns typed wrappers. Registering again on the same client is harmless.
+ * Registers the credential scripts on `client` (once per client, see
+ * defineLuaScripts) and returns typed wrappers.
  */
-export function loadScripts(client: RedisClient, scripts = readLuaScripts()): TokenScripts {
-  for (const name of REQUIRED)
-    if (!scripts.some((s) => s.name === name && s.numberOfKeys === 1))
-      throw new Error(`Redis script ${name} (one key) is missing`);
-  for (const { name, numberOfKeys, lua } of scripts)
-    client.defineCommand(name, { numberOfKeys, lua });
+export function loadScripts(client: RedisClient): TokenScripts {
+  defineLuaScripts(client, "credential", {
+    casCredential: 1,
+    restoreCredential: 1,
+    discardCredential: 1,
+  });
   return {
     async casCredential(credentialKey, a) {
       const c = a.credential;
