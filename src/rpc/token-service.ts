@@ -1,14 +1,12 @@
-import { ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import type { ServiceImpl } from "@connectrpc/connect";
 import { InvalidateOutcome, type TokenService } from "../../gen/tokenbroker/v1/token_service_pb.js";
 import { peerKey } from "../server/index.js";
 import type { Clock } from "../shared/clock.js";
-import { BrokerError } from "../shared/errors.js";
 import { fingerprint } from "../shared/fingerprint.js";
 import type { Logger } from "../shared/logger.js";
-import { isStoreUnavailable } from "../store/store-unavailable.js";
+import { isUnexpected, toConnectError } from "../shared/to-connect-error.js";
 import type { InvalidateOutcome as DomainOutcome, TokenManager } from "../token/token-manager.js";
 import { callerOf, mayReadTokens } from "./caller.js";
-import { toConnectError } from "./to-connect-error.js";
 import { toTokenMessage } from "./token-message.js";
 import { TokenResponses } from "./token-responses.js";
 import {
@@ -44,9 +42,7 @@ export function createTokenService(deps: TokenServiceDeps): ServiceImpl<typeof T
   const fail = (err: unknown, method: string) => {
     // Domain errors and store outages are expected outcomes (the outage is
     // logged where it is met); anything else is a bug worth a log line.
-    const expected =
-      err instanceof BrokerError || err instanceof ConnectError || isStoreUnavailable(err);
-    if (!expected) deps.logger.error({ err, method }, "unexpected error in handler");
+    if (isUnexpected(err)) deps.logger.error({ err, method }, "unexpected error in handler");
     return toConnectError(err);
   };
 

@@ -1,18 +1,16 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { StatusObject, status } from "@grpc/grpc-js";
+import { SHUTDOWN_MESSAGE } from "../shared/errors.js";
 import type { Logger } from "../shared/logger.js";
+import { isUnexpected, toConnectError } from "../shared/to-connect-error.js";
 import { headersToMetadata } from "./grpc-metadata.js";
 
-/** What a client sees when the server ends its stream (or, after the grace period, its call). */
-export const SHUTDOWN_MESSAGE = "broker is shutting down; reconnect to another replica";
+export { SHUTDOWN_MESSAGE };
 
 /** The abort reason of a closing server: UNAVAILABLE, which clients treat as "retry elsewhere". */
 export function shutdownError(): ConnectError {
   return new ConnectError(SHUTDOWN_MESSAGE, Code.Unavailable);
 }
-
-/** The only thing put on the wire for an error that is not a ConnectError. */
-const INTERNAL_MESSAGE = "internal error";
 
 /** Which call an error belongs to, for the decision and for the log line. */
 export interface CallScope {
@@ -24,27 +22,27 @@ export interface CallScope {
 }
 
 /**
- * THE mapping from whatever ended a call to the status a client sees, shared
- * by both listeners:
+ * The error a call ends with, whatever ended it, on both listeners. What an
+ * error means for a client is decided by the one mapping, toConnectError
+ * (shared/to-connect-error.ts); this adds what only the transport knows:
  *
  * 1. If the call's signal was aborted with a ConnectError (deadline, shutdown,
  *    HTTP/2 cancel), that reason wins: a handler that reacts to the abort by
  *    throwing (an AbortError, a CANCELED from a downstream call) or by simply
  *    returning must not turn the shutdown UNAVAILABLE into something else.
- * 2. A ConnectError thrown by the handler is passed through; its code is
- *    numerically the gRPC status code.
+ * 2. A ConnectError thrown by the handler is passed through.
  * 3. Anything else after an abort without a ConnectError reason (an HTTP/1.1
  *    client that went away) is CANCELED; nobody is listening.
- * 4. Anything else is a bug: INTERNAL with a generic message, and the real
- *    error goes to the log only, never on the wire.
+ * 4. Anything else goes through the mapping; a bug (INTERNAL, a generic
+ *    message on the wire) is logged here with the real error.
  */
-export function toConnectError(err: unknown, scope: CallScope): ConnectError {
+export function endingError(err: unknown, scope: CallScope): ConnectError {
   const reason: unknown = scope.signal.aborted ? scope.signal.reason : undefined;
   if (reason instanceof ConnectError) return reason;
   if (err instanceof ConnectError) return err;
   if (scope.signal.aborted) return new ConnectError("the call was canceled", Code.Canceled);
-  scope.logger.error({ err, procedure: scope.procedure }, "handler failed");
-  return new ConnectError(INTERNAL_MESSAGE, Code.Internal);
+  if (isUnexpected(err)) scope.logger.error({ err, procedure: scope.procedure }, "handler failed");
+  return toConnectError(err);
 }
 
 /** A ConnectError as the status object grpc-js sends in trailers. */

@@ -1,18 +1,39 @@
 /**
- * The broker's error vocabulary. Every failure a caller can see is one of
- * these; `src/rpc/to-connect-error.ts` maps them to gRPC status codes in one
- * place. Messages are written for the person reading them in a client log:
- * they say what happened and what to do, and never contain a secret or a full
- * token value.
+ * The broker's error vocabulary. Every error the broker raises on purpose is
+ * a class with a stable `code` (for metrics labels, alerts and logs) and is
+ * recognised with `instanceof`, never by its text. What a caller sees is a
+ * BrokerError; `to-connect-error.ts` beside this file maps them, and the
+ * store's outage, to gRPC status codes in one place for both listeners.
+ * WeChat's failures (UpstreamError) live in upstream/upstream-error.ts,
+ * beside the errcode classification they carry.
+ *
+ * Messages are written for the person reading them in a client log: they say
+ * what happened and what to do, and never contain a secret or a full token value.
  */
-export abstract class BrokerError extends Error {
-  /** Stable machine-readable code, e.g. for metrics labels and alerts. */
+export abstract class CodedError extends Error {
+  /** Stable machine-readable code; never changes once released. */
   abstract readonly code: string;
 
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = new.target.name;
   }
+}
+
+/** The codes of the errors a caller can see; each has one gRPC status (to-connect-error.ts). */
+export type BrokerErrorCode =
+  | "BROKER_INVALID_ARGUMENT"
+  | "BROKER_UNKNOWN_APP"
+  | "BROKER_UPSTREAM_CONFIG"
+  | "BROKER_UPSTREAM_REJECTED"
+  | "BROKER_FAILED_PRECONDITION"
+  | "BROKER_QUOTA_EXHAUSTED"
+  | "BROKER_UPSTREAM_UNAVAILABLE"
+  | "BROKER_SHUTTING_DOWN";
+
+/** An error whose message is meant for the caller. */
+export abstract class BrokerError extends CodedError {
+  abstract override readonly code: BrokerErrorCode;
 }
 
 /** A request field is missing or malformed. */
@@ -66,11 +87,12 @@ export class FailedPreconditionError extends BrokerError {
   readonly code = "BROKER_FAILED_PRECONDITION";
 }
 
-/** WeChat's quota for this credential is used up (45009 / 45011). */
+/** WeChat's quota for this credential is used up (45009 / 45011), or the broker's own limit is. */
 export class QuotaExhaustedError extends BrokerError {
   readonly code = "BROKER_QUOTA_EXHAUSTED";
   constructor(
     message: string,
+    /** WeChat's errcode; 0 for a limit of the broker's own. */
     readonly errcode: number,
   ) {
     super(message);
@@ -82,10 +104,23 @@ export class UpstreamUnavailableError extends BrokerError {
   readonly code = "BROKER_UPSTREAM_UNAVAILABLE";
 }
 
+/** What a client sees when the broker drains: UNAVAILABLE, "retry elsewhere". */
+export const SHUTDOWN_MESSAGE = "broker is shutting down; reconnect to another replica";
+
 /** The broker is draining; the caller should retry on another replica. */
 export class ShuttingDownError extends BrokerError {
   readonly code = "BROKER_SHUTTING_DOWN";
   constructor() {
-    super("broker is shutting down; reconnect to another replica");
+    super(SHUTDOWN_MESSAGE);
   }
+}
+
+/**
+ * The shared store (Redis: credentials, the quota ledger, the refresh lock)
+ * cannot be reached. Not a BrokerError: the token manager decides what an
+ * outage means (serve what it holds, fetch on its own as a last resort);
+ * one that reaches a caller is UNAVAILABLE, without the Redis detail.
+ */
+export class StoreUnavailableError extends CodedError {
+  readonly code: string = "STORE_UNAVAILABLE";
 }

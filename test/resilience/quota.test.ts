@@ -1,7 +1,7 @@
 import { Code } from "@connectrpc/connect";
 import { afterEach, describe, expect, it } from "vitest";
 import { nextChinaDay } from "../../src/quota/index.js";
-import { toConnectError } from "../../src/rpc/to-connect-error.js";
+import { toConnectError } from "../../src/shared/to-connect-error.js";
 import { QuotaExhaustedError } from "../../src/shared/errors.js";
 import {
   never,

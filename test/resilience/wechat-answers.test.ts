@@ -1,6 +1,6 @@
 import { Code } from "@connectrpc/connect";
 import { afterEach, describe, expect, it } from "vitest";
-import { toConnectError } from "../../src/rpc/to-connect-error.js";
+import { toConnectError } from "../../src/shared/to-connect-error.js";
 import {
   QuotaExhaustedError,
   UpstreamConfigError,

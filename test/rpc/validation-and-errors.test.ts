@@ -1,7 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { TokenKind } from "../../gen/tokenbroker/v1/token_service_pb.js";
-import { toConnectError } from "../../src/rpc/to-connect-error.js";
 import { validateCredentialRequest, validateRejectedValue } from "../../src/rpc/validate.js";
 import {
   InvalidArgumentError,
@@ -11,6 +10,7 @@ import {
   UpstreamConfigError,
   UpstreamUnavailableError,
 } from "../../src/shared/errors.js";
+import { toConnectError } from "../../src/shared/to-connect-error.js";
 
 function codeOf(fn: () => unknown): Code | undefined {
   try {

@@ -2,11 +2,12 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { headersToMetadata } from "../../src/server/grpc-metadata.js";
 import {
+  endingError,
   SHUTDOWN_MESSAGE,
   shutdownError,
-  toConnectError,
   toGrpcStatus,
 } from "../../src/server/grpc-status.js";
+import { QuotaExhaustedError, StoreUnavailableError } from "../../src/shared/errors.js";
 import { captureLogs } from "./harness.js";
 
 function scope(signal = new AbortController().signal) {
@@ -14,17 +15,17 @@ function scope(signal = new AbortController().signal) {
   return { scope: { procedure: "/a.v1.A/Do", signal, logger }, lines };
 }
 
-describe("toConnectError", () => {
+describe("endingError", () => {
   it("passes a ConnectError through unchanged and logs nothing", () => {
     const err = new ConnectError("no such app", Code.NotFound);
     const { scope: s, lines } = scope();
-    expect(toConnectError(err, s)).toBe(err);
+    expect(endingError(err, s)).toBe(err);
     expect(lines).toEqual([]);
   });
 
   it("turns anything else into a generic INTERNAL and logs the real error", () => {
     const { scope: s, lines } = scope();
-    const mapped = toConnectError(new TypeError("secret detail"), s);
+    const mapped = endingError(new TypeError("secret detail"), s);
     expect(mapped.code).toBe(Code.Internal);
     expect(mapped.rawMessage).toBe("internal error");
     expect(mapped.cause).toBeUndefined();
@@ -36,6 +37,16 @@ describe("toConnectError", () => {
     });
   });
 
+  it("maps the broker's own errors through the one mapping, without an error log", () => {
+    const { scope: s, lines } = scope();
+    const quota = endingError(new QuotaExhaustedError("quota used up", 45009), s);
+    expect([quota.code, quota.rawMessage]).toEqual([Code.ResourceExhausted, "quota used up"]);
+    const outage = endingError(new StoreUnavailableError("ECONNREFUSED 10.0.0.7:6379"), s);
+    expect(outage.code).toBe(Code.Unavailable);
+    expect(outage.rawMessage).not.toContain("10.0.0.7");
+    expect(lines).toEqual([]);
+  });
+
   it("prefers the signal's ConnectError reason (shutdown, deadline) over what the handler threw", () => {
     const ac = new AbortController();
     ac.abort(shutdownError());
@@ -45,9 +56,7 @@ describe("toConnectError", () => {
       new Error("AbortError"),
       undefined,
     ]) {
-      expect(toConnectError(thrown, s)).toEqual(
-        new ConnectError(SHUTDOWN_MESSAGE, Code.Unavailable),
-      );
+      expect(endingError(thrown, s)).toEqual(new ConnectError(SHUTDOWN_MESSAGE, Code.Unavailable));
     }
     expect(lines).toEqual([]);
   });
@@ -56,7 +65,7 @@ describe("toConnectError", () => {
     const ac = new AbortController();
     ac.abort();
     const { scope: s, lines } = scope(ac.signal);
-    expect(toConnectError(new Error("aborted"), s).code).toBe(Code.Canceled);
+    expect(endingError(new Error("aborted"), s).code).toBe(Code.Canceled);
     expect(lines).toEqual([]);
   });
 });

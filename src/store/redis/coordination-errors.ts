@@ -1,3 +1,5 @@
+import { CodedError, StoreUnavailableError } from "../../shared/errors.js";
+
 /**
  * Failures of the Redis coordination (refresh lock and schedule). They are
  * not BrokerErrors: callers decide what an outage means (serve what they
@@ -5,13 +7,9 @@
  * as such.
  */
 
-/** Redis could not be asked for the lock: not contention, an outage. */
-export class LockStoreUnreachableError extends Error {
-  readonly code = "LOCK_STORE_UNREACHABLE";
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = new.target.name;
-  }
+/** Redis could not be asked for the lock: not contention, an outage (a StoreUnavailableError). */
+export class LockStoreUnreachableError extends StoreUnavailableError {
+  override readonly code = "LOCK_STORE_UNREACHABLE";
 }
 
 /**
@@ -19,10 +17,6 @@ export class LockStoreUnreachableError extends Error {
  * holder may have it now, so the holder must not write (the store's fence
  * check refuses the write if it tries).
  */
-export class LockLostError extends Error {
+export class LockLostError extends CodedError {
   readonly code = "LOCK_LOST";
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = new.target.name;
-  }
 }
