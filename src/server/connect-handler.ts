@@ -8,9 +8,10 @@ import {
 } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "../shared/logger.js";
-import { toConnectError } from "./grpc-status.js";
+import { endingError } from "./grpc-status.js";
 import { peerKey, peerOf } from "./peer.js";
 import { methodImpl, methodPath, type ServiceRegistration } from "./registration.js";
+import { withSingleInput } from "./request-message.js";
 import type { ShutdownSignals } from "./shutdown.js";
 import { abortable, raceAbort } from "./streams.js";
 
@@ -28,19 +29,24 @@ export interface ConnectHandlerOptions {
  * One connect-node handler serving Connect, gRPC-Web and gRPC for `services`.
  * Each method gets the shutdown signal of its kind (streams end at once,
  * unary calls only when the grace period is over), and every call runs
- * through {@link callGuard}.
+ * through {@link callGuard}, then its registration's interceptors.
  */
 export function createConnectHandler(options: ConnectHandlerOptions): NodeHandler {
+  const guard = callGuard(options.logger);
   return connectNodeAdapter({
     routes(router) {
       for (const reg of options.services) {
+        // A method's interceptors replace the router's, so the guard is repeated here.
+        const interceptors = [guard, ...withSingleInput(reg.interceptors ?? [])];
         for (const method of reg.service.methods) {
           const impl = methodImpl(reg, method) as MethodImpl<DescMethod>;
-          router.rpc(method, impl, { shutdownSignal: options.shutdown.forKind(method.methodKind) });
+          router.rpc(method, impl, {
+            shutdownSignal: options.shutdown.forKind(method.methodKind),
+            interceptors,
+          });
         }
       }
     },
-    interceptors: [callGuard(options.logger)],
     contextValues: (req) => createContextValues().set(peerKey, peerOf(req.socket)),
     ...(options.maxReceiveMessageBytes !== undefined && {
       readMaxBytes: options.maxReceiveMessageBytes,
@@ -66,20 +72,20 @@ function callGuard(logger: Logger): Interceptor {
       } as StreamRequest);
       return { ...res, message: guardOutput(res as StreamResponse, scope) } as StreamResponse;
     } catch (err) {
-      throw toConnectError(err, scope);
+      throw endingError(err, scope);
     }
   };
 }
 
 async function* guardOutput(
   res: StreamResponse,
-  scope: Parameters<typeof toConnectError>[1],
+  scope: Parameters<typeof endingError>[1],
 ): AsyncGenerator<MessageShape<DescMessage>> {
   try {
     // Throws the abort reason even if the handler would end normally, so a
     // handler that returns when its signal aborts still ends with it.
     yield* abortable(res.message, scope.signal);
   } catch (err) {
-    throw toConnectError(err, scope);
+    throw endingError(err, scope);
   }
 }

@@ -1,22 +1,16 @@
 import {
-  create,
   type DescMessage,
   type DescMethod,
   fromBinary,
-  isMessage,
   type MessageShape,
   toBinary,
 } from "@bufbuild/protobuf";
 import type * as grpc from "@grpc/grpc-js";
 import type { Logger } from "../shared/logger.js";
 import { GrpcCallContext, type GrpcJsCall, LiveCalls } from "./grpc-call-context.js";
-import { toConnectError, toGrpcStatus } from "./grpc-status.js";
-import {
-  type AnyMethodImpl,
-  methodImpl,
-  methodPath,
-  type ServiceRegistration,
-} from "./registration.js";
+import { type Invoke, intercepted, normalize } from "./grpc-interceptors.js";
+import { endingError, toGrpcStatus } from "./grpc-status.js";
+import { methodImpl, methodPath, type ServiceRegistration } from "./registration.js";
 import type { ShutdownSignals } from "./shutdown.js";
 import { abortable, drained } from "./streams.js";
 
@@ -34,9 +28,10 @@ type Message = MessageShape<DescMessage>;
 
 /**
  * A connect-es service implementation as a grpc-js service: protobuf-es binary
- * serialization, and a connect `HandlerContext` per call whose signal aborts on
- * client cancel, deadline and server shutdown, so handlers are unaware of
- * which listener they run on.
+ * serialization, a connect `HandlerContext` per call whose signal aborts on
+ * client cancel, deadline and server shutdown, and the registration's
+ * interceptors run as connect-node runs them, so handlers and interceptors are
+ * unaware of which listener they run on.
  */
 export function toGrpcService(reg: ServiceRegistration, options: GrpcAdapterOptions): GrpcService {
   const definition: Record<string, grpc.MethodDefinition<Message, Message>> = {};
@@ -63,14 +58,15 @@ export function toGrpcService(reg: ServiceRegistration, options: GrpcAdapterOpti
       responseDeserialize: (b) => fromBinary(method.output, b),
       originalName: method.localName,
     };
-    implementation[method.localName] = handlerFor(method, methodImpl(reg, method), options);
+    const invoke = intercepted(method, methodImpl(reg, method), reg.interceptors ?? []);
+    implementation[method.localName] = handlerFor(method, invoke, options);
   }
   return { definition, implementation };
 }
 
 function handlerFor(
   method: DescMethod,
-  impl: AnyMethodImpl,
+  impl: Invoke,
   o: GrpcAdapterOptions,
 ): grpc.UntypedHandleCall {
   const live = new LiveCalls(o.shutdown.forKind(method.methodKind));
@@ -130,7 +126,7 @@ function respond(
       },
       (err: unknown) => {
         const scope = { procedure: methodPath(method), signal: ctx.signal, logger };
-        callback(toGrpcStatus(toConnectError(err, scope), ctx.trailersForStatus()));
+        callback(toGrpcStatus(endingError(err, scope), ctx.trailersForStatus()));
       },
     )
     .catch((err: unknown) =>
@@ -160,7 +156,8 @@ async function pump(
     headersSent = true;
   };
   try {
-    const output = produce() as AsyncIterable<unknown>;
+    // A promise when interceptors run first.
+    const output = (await produce()) as AsyncIterable<unknown>;
     for await (const out of abortable(output, ctx.signal)) {
       sendHeaders();
       if (!call.write(normalize(method.output, out))) await drained(call, ctx.signal);
@@ -169,7 +166,7 @@ async function pump(
     call.end(ctx.trailerMetadata());
   } catch (err) {
     const scope = { procedure: methodPath(method), signal: ctx.signal, logger };
-    const status = toGrpcStatus(toConnectError(err, scope), ctx.trailersForStatus());
+    const status = toGrpcStatus(endingError(err, scope), ctx.trailersForStatus());
     if (!call.cancelled) call.emit("error", status);
   } finally {
     ctx.finish();
@@ -184,9 +181,4 @@ function readAll(
   // Leaving the loop early must not destroy a duplex call: its response side is still in use.
   const messages = { [Symbol.asyncIterator]: () => call.iterator({ destroyOnReturn: false }) };
   return abortable(messages as AsyncIterable<Message>, ctx.signal);
-}
-
-function normalize(schema: DescMessage, value: unknown): Message {
-  if (isMessage(value, schema)) return value;
-  return create(schema, value as Parameters<typeof create>[1]);
 }

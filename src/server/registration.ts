@@ -1,5 +1,11 @@
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
-import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import {
+  Code,
+  ConnectError,
+  type HandlerContext,
+  type Interceptor,
+  type ServiceImpl,
+} from "@connectrpc/connect";
 
 /**
  * One service to serve: its descriptor and its connect-es implementation.
@@ -10,17 +16,35 @@ export interface ServiceRegistration {
   readonly service: DescService;
   /** Methods left out answer UNIMPLEMENTED. */
   readonly impl: Partial<ServiceImpl<DescService>>;
+  /**
+   * Run around every call of this service, on both listeners alike (the
+   * first is the outermost). For a server-streaming call `req.message` is a
+   * `SingleMessage` (see `requestMessage`).
+   */
+  readonly interceptors?: readonly Interceptor[];
 }
 
 /**
  * Type-checks `impl` against `service` (every method required) and erases the
- * type so registrations of different services fit in one list.
+ * type so registrations of different services fit in one list. Throws when
+ * `interceptors` are given for a service with client- or bidi-streaming
+ * methods: their requests are many messages, and a check of the first would
+ * let the rest through.
  */
 export function registration<S extends DescService>(
   service: S,
   impl: ServiceImpl<S>,
+  interceptors: readonly Interceptor[] = [],
 ): ServiceRegistration {
-  return { service, impl: impl as Partial<ServiceImpl<DescService>> };
+  if (interceptors.length > 0) {
+    for (const method of service.methods) {
+      if (method.methodKind === "unary" || method.methodKind === "server_streaming") continue;
+      throw new Error(
+        `cannot guard ${method.parent.typeName}/${method.name} with interceptors: client- and bidi-streaming methods are not supported`,
+      );
+    }
+  }
+  return { service, impl: impl as Partial<ServiceImpl<DescService>>, interceptors };
 }
 
 /**

@@ -1,0 +1,175 @@
+import {
+  create,
+  type DescMessage,
+  type DescMethod,
+  isMessage,
+  type MessageShape,
+} from "@bufbuild/protobuf";
+import type {
+  HandlerContext,
+  Interceptor,
+  StreamRequest,
+  StreamResponse,
+  UnaryRequest,
+  UnaryResponse,
+} from "@connectrpc/connect";
+import type { GrpcCallContext } from "./grpc-call-context.js";
+import { type AnyMethodImpl, methodPath } from "./registration.js";
+import { onlyMessage, SingleMessage } from "./request-message.js";
+
+type AnyRequest = UnaryRequest | StreamRequest;
+type AnyResponse = UnaryResponse | StreamResponse;
+type AnyFn = (req: AnyRequest) => Promise<AnyResponse>;
+
+/** What the grpc-js adapter calls per call: the handler, or the handler behind interceptors. */
+export type Invoke = (input: unknown, ctx: GrpcCallContext) => unknown;
+
+/** One call through the interceptors: the request built for it and the response its handler gave. */
+interface CallState {
+  readonly ctx: GrpcCallContext;
+  request?: AnyRequest;
+  response?: AnyResponse;
+}
+
+/** Carries the call through the interceptors; a symbol key survives `{ ...req }`. */
+const CALL = Symbol("grpc-js call");
+type TaggedRequest = AnyRequest & { readonly [CALL]: CallState };
+
+/**
+ * `impl` behind `interceptors`, run as connect-node runs them, so a
+ * registration's interceptors behave alike on both listeners: they get a
+ * connect `UnaryRequest` or a `StreamRequest` whose message is a
+ * {@link SingleMessage}, and the handler gets the call's context (or, if an
+ * interceptor replaced the request's header, signal or values, one with
+ * those). The result is a promise of the output message (unary) or of the
+ * output stream. Without interceptors `impl` itself is returned: a call then
+ * costs nothing more.
+ *
+ * Request and response headers stay as lazy as the context's: built only
+ * when an interceptor or the handler reads them.
+ */
+export function intercepted(
+  method: DescMethod,
+  impl: AnyMethodImpl,
+  interceptors: readonly Interceptor[],
+): Invoke {
+  if (interceptors.length === 0) return impl;
+  const kind = method.methodKind;
+  if (kind !== "unary" && kind !== "server_streaming") {
+    throw new Error(
+      `cannot run interceptors on ${methodPath(method)}: only unary and server-streaming methods are supported`,
+    );
+  }
+  const stream = kind === "server_streaming";
+  // Composed once per method: the call travels in the request.
+  let run: AnyFn = async (req) => {
+    const state = (req as TaggedRequest)[CALL];
+    const ctx = contextFor(state, req);
+    const output = stream
+      ? impl(await onlyMessage(req.message as AsyncIterable<unknown>), ctx)
+      : normalize(method.output, await impl(req.message, ctx));
+    state.response = responseOf(state.ctx, method, output, stream);
+    return state.response;
+  };
+  for (const interceptor of [...interceptors].reverse()) run = interceptor(run);
+  return async (input, ctx) => {
+    const state: CallState = { ctx };
+    state.request = requestOf(state, method, stream ? new SingleMessage(input) : input, stream);
+    const res = await run(state.request);
+    if (res !== state.response) {
+      copyHeaders(res.header, ctx.responseHeader);
+      copyHeaders(res.trailer, ctx.responseTrailer);
+    }
+    return res.message;
+  };
+}
+
+function requestOf(
+  state: CallState,
+  method: DescMethod,
+  message: unknown,
+  stream: boolean,
+): TaggedRequest {
+  const { ctx } = state;
+  return {
+    stream,
+    message,
+    method,
+    service: method.parent,
+    requestMethod: ctx.requestMethod,
+    contextValues: ctx.values,
+    get url() {
+      return ctx.url;
+    },
+    get signal() {
+      return ctx.signal;
+    },
+    get header() {
+      return ctx.requestHeader;
+    },
+    [CALL]: state,
+  } as TaggedRequest;
+}
+
+function responseOf(
+  ctx: GrpcCallContext,
+  method: DescMethod,
+  message: unknown,
+  stream: boolean,
+): AnyResponse {
+  return {
+    stream,
+    message,
+    method,
+    service: method.parent,
+    get header() {
+      return ctx.responseHeader;
+    },
+    get trailer() {
+      return ctx.responseTrailer;
+    },
+  } as AnyResponse;
+}
+
+/** The context the handler gets: the call's own, unless an interceptor replaced part of it. */
+function contextFor(state: CallState, req: AnyRequest): HandlerContext {
+  const { ctx } = state;
+  if (
+    req === state.request ||
+    (req.contextValues === ctx.values &&
+      req.signal === ctx.signal &&
+      req.header === ctx.requestHeader)
+  ) {
+    return ctx;
+  }
+  return {
+    method: ctx.method,
+    service: req.service,
+    protocolName: ctx.protocolName,
+    requestMethod: ctx.requestMethod,
+    url: ctx.url,
+    timeoutMs: () => ctx.timeoutMs(),
+    signal: req.signal,
+    requestHeader: req.header,
+    values: req.contextValues,
+    get responseHeader() {
+      return ctx.responseHeader;
+    },
+    get responseTrailer() {
+      return ctx.responseTrailer;
+    },
+  };
+}
+
+/** As connect does when an interceptor's response brings headers of its own. */
+function copyHeaders(from: Headers, to: Headers): void {
+  if (from === to) return;
+  for (const key of [...to.keys()]) to.delete(key);
+  for (const [key, value] of from) to.set(key, value);
+}
+
+/** A handler's output (a message or an init object) as a message of `schema`. */
+export function normalize(schema: DescMessage, value: unknown): MessageShape<DescMessage> {
+  if (isMessage(value, schema)) return value;
+  return create(schema, value as Parameters<typeof create>[1]);
+}
