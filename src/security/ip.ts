@@ -1,62 +1,35 @@
-import { isIPv4, isIPv6 } from "node:net";
-import { memoizeParse } from "../shared/memo.js";
+import { BlockList, isIP, SocketAddress } from "node:net";
 
 /**
- * IP addresses as 16 bytes: IPv6 as is, IPv4 as its IPv4-mapped IPv6 form
- * (::ffff:a.b.c.d). One representation means an IPv4 CIDR matches a socket
- * that reports `::ffff:10.1.2.3` (a dual-stack listener) exactly as it
- * matches `10.1.2.3`, and `::/0` matches every address.
+ * Addresses and CIDRs, matched by Node's `net.BlockList`. It treats an IPv4
+ * address and its IPv4-mapped IPv6 form (::ffff:a.b.c.d, what a dual-stack
+ * socket reports) as one address in both directions, so `10.0.0.0/8` matches
+ * `::ffff:10.1.2.3` and `::ffff:10.0.0.0/104` matches `10.1.2.3`, while an
+ * IPv4 `/0` matches no other IPv6 address and `::/0` matches every address.
  */
-export type IpBytes = Uint8Array;
+export type IpFamily = "ipv4" | "ipv6";
 
-/** A parsed CIDR: the network's bytes and how many leading bits must match. */
+/** An IP address as BlockList takes it: the text without a zone (`%eth0`), and its family. */
+export interface IpAddress {
+  readonly address: string;
+  readonly family: IpFamily;
+}
+
+/** A parsed CIDR: its text, and a BlockList holding just that network. */
 export interface Cidr {
   readonly text: string;
-  readonly bytes: IpBytes;
-  readonly bits: number;
+  readonly list: BlockList;
 }
 
-const V4_MAPPED_PREFIX = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff] as const;
-
-/**
- * The address's bytes, or undefined if it is not an IP address. A zone
- * (`%eth0`) is ignored. Memoized (every call's peer is parsed, and a fleet
- * talks from a few hundred addresses): the bytes are shared, read only.
- */
-export const parseIp: (text: string) => IpBytes | undefined = memoizeParse((text) => {
+/** The address, or undefined if the text is not an IP address. A zone is ignored. */
+export function parseIp(text: string): IpAddress | undefined {
   const address = text.split("%", 1)[0] ?? "";
-  return isIPv4(address) ? mapV4(address) : isIPv6(address) ? parseV6(address) : undefined;
-});
-
-function mapV4(address: string): IpBytes {
-  return Uint8Array.from([...V4_MAPPED_PREFIX, ...address.split(".").map(Number)]);
+  return ipAddress(address);
 }
 
-/** Expects text that `isIPv6` accepted. */
-function parseV6(address: string): IpBytes | undefined {
-  let text = address;
-  const lastColon = text.lastIndexOf(":");
-  const tail = text.slice(lastColon + 1);
-  if (tail.includes(".")) {
-    // Embedded IPv4 (::ffff:10.1.2.3): turn it into two hex groups.
-    const v4 = tail.split(".").map(Number);
-    const hi = (((v4[0] ?? 0) << 8) | (v4[1] ?? 0)).toString(16);
-    const lo = (((v4[2] ?? 0) << 8) | (v4[3] ?? 0)).toString(16);
-    text = `${text.slice(0, lastColon + 1)}${hi}:${lo}`;
-  }
-  const halves = text.split("::");
-  const head = halves[0] ? halves[0].split(":") : [];
-  const rest = halves.length > 1 && halves[1] ? halves[1].split(":") : [];
-  const fill = halves.length > 1 ? 8 - head.length - rest.length : 0;
-  const groups = [...head, ...Array<string>(fill).fill("0"), ...rest];
-  if (groups.length !== 8) return undefined;
-  const bytes = new Uint8Array(16);
-  groups.forEach((group, i) => {
-    const value = Number.parseInt(group, 16);
-    bytes[i * 2] = value >> 8;
-    bytes[i * 2 + 1] = value & 0xff;
-  });
-  return bytes;
+function ipAddress(address: string): IpAddress | undefined {
+  const version = isIP(address);
+  return version === 0 ? undefined : { address, family: version === 4 ? "ipv4" : "ipv6" };
 }
 
 /**
@@ -70,68 +43,61 @@ export function parseCidr(text: string): Cidr {
   const slash = trimmed.indexOf("/");
   const addressText = slash < 0 ? trimmed : trimmed.slice(0, slash);
   const prefixText = slash < 0 ? undefined : trimmed.slice(slash + 1);
-  const v4 = isIPv4(addressText);
-  const bytes = v4 ? mapV4(addressText) : isIPv6(addressText) ? parseV6(addressText) : undefined;
-  if (!bytes || addressText.includes("%")) {
-    throw new Error(`'${text}' is not a CIDR: expected e.g. 10.0.0.0/8 or 2001:db8::/32`);
-  }
-  const max = v4 ? 32 : 128;
-  const prefix = prefixText === undefined ? max : Number(prefixText);
+  const ip = addressText.includes("%") ? undefined : ipAddress(addressText);
+  if (!ip) throw new Error(`'${text}' is not a CIDR: expected e.g. 10.0.0.0/8 or 2001:db8::/32`);
+  const max = ip.family === "ipv4" ? 32 : 128;
   if (prefixText !== undefined && !/^\d{1,3}$/.test(prefixText)) {
     throw new Error(`'${text}' is not a CIDR: the prefix length must be a number from 0 to ${max}`);
   }
-  if (!Number.isInteger(prefix) || prefix < 0 || prefix > max) {
+  const prefix = prefixText === undefined ? max : Number(prefixText);
+  if (prefix > max) {
     throw new Error(`'${text}' is not a CIDR: the prefix length must be from 0 to ${max}`);
   }
-  const bits = v4 ? 96 + prefix : prefix;
-  const network = masked(bytes, bits);
-  if (!sameBytes(network, bytes)) {
+  const bits = toBits(ip);
+  const hostBits = BigInt(max - prefix);
+  const network = (bits >> hostBits) << hostBits;
+  if (network !== bits) {
     throw new Error(
-      `'${text}' has host bits set: write the network address (${formatNetwork(network, v4)}/${prefix}) or a /${max} for the one host`,
+      `'${text}' has host bits set: write the network address (${fromBits(network, ip.family)}/${prefix}) or a /${max} for the one host`,
     );
   }
-  return { text: trimmed, bytes: network, bits };
+  const list = new BlockList();
+  list.addSubnet(ip.address, prefix, ip.family);
+  return { text: trimmed, list };
 }
 
 /** True when `address` lies in `cidr`. */
-export function inCidr(address: IpBytes, cidr: Cidr): boolean {
-  return sameBytes(masked(address, cidr.bits), cidr.bytes);
+export function inCidr(address: IpAddress, cidr: Cidr): boolean {
+  return cidr.list.check(address.address, address.family);
 }
 
-export function inAnyCidr(address: IpBytes | undefined, cidrs: readonly Cidr[]): boolean {
+export function inAnyCidr(address: IpAddress | undefined, cidrs: readonly Cidr[]): boolean {
   return address !== undefined && cidrs.some((c) => inCidr(address, c));
 }
 
-function masked(bytes: IpBytes, bits: number): IpBytes {
-  const out = new Uint8Array(16);
-  for (let i = 0; i < 16; i++) {
-    const keep = Math.max(0, Math.min(8, bits - i * 8));
-    out[i] = (bytes[i] ?? 0) & ((0xff << (8 - keep)) & 0xff);
-  }
-  return out;
+/**
+ * The address as a number, for the host-bit check only (BlockList matches but
+ * does not say what a network's first address is). IPv6 goes through the URL
+ * parser first, which writes it in lower case with one "::" and no dotted tail.
+ */
+function toBits({ address, family }: IpAddress): bigint {
+  if (family === "ipv4")
+    return address.split(".").reduce((n, part) => (n << 8n) | BigInt(part), 0n);
+  const [head = "", tail] = new URL(`http://[${address}]`).hostname.slice(1, -1).split("::");
+  const left = head ? head.split(":") : [];
+  const right = tail ? tail.split(":") : [];
+  const zeros = tail === undefined ? [] : Array<string>(8 - left.length - right.length).fill("0");
+  return [...left, ...zeros, ...right].reduce((n, group) => (n << 16n) | BigInt(`0x${group}`), 0n);
 }
 
-function sameBytes(a: IpBytes, b: IpBytes): boolean {
-  return a.every((byte, i) => byte === b[i]);
-}
-
-function formatNetwork(bytes: IpBytes, v4: boolean): string {
-  if (v4) return [...bytes.subarray(12)].join(".");
-  const groups: string[] = [];
-  for (let i = 0; i < 16; i += 2) {
-    groups.push((((bytes[i] ?? 0) << 8) | (bytes[i + 1] ?? 0)).toString(16));
-  }
-  // Compress the longest run of two or more zero groups to "::".
-  let best = { at: -1, length: 1 };
-  for (let i = 0; i < 8; i++) {
-    let j = i;
-    while (groups[j] === "0") j++;
-    if (j - i > best.length) best = { at: i, length: j - i };
-  }
-  if (best.at < 0) return groups.join(":");
-  const head = groups.slice(0, best.at).join(":");
-  const tail = groups.slice(best.at + best.length).join(":");
-  return `${head}::${tail}`;
+/** The address `bits` stands for, as text (IPv6 in its canonical, compressed form). */
+function fromBits(bits: bigint, family: IpFamily): string {
+  const [count, width, radix] = family === "ipv4" ? [4, 8n, 10] : [8, 16n, 16];
+  const parts = Array.from({ length: count }, (_, i) =>
+    Number((bits >> (BigInt(count - 1 - i) * width)) & ((1n << width) - 1n)).toString(radix),
+  );
+  if (family === "ipv4") return parts.join(".");
+  return new SocketAddress({ address: parts.join(":"), family }).address;
 }
 
 /**
@@ -150,7 +116,8 @@ export function stripPort(entry: string): string {
 export interface CallerAddress {
   /** The address the policy is applied to. */
   readonly address: string;
-  readonly bytes: IpBytes | undefined;
+  /** `address` parsed; undefined when it is not an IP address (it then matches no CIDR). */
+  readonly ip: IpAddress | undefined;
   /** The trusted proxy the call arrived from, when `address` came from X-Forwarded-For. */
   readonly via?: string;
 }
@@ -173,10 +140,9 @@ export function callerAddress(
   forwardedFor: string | null,
   trustedProxies: readonly Cidr[],
 ): CallerAddress {
-  if (peerAddress === undefined) return { address: "unknown", bytes: undefined };
-  const peerBytes = parseIp(peerAddress);
-  const peer = { address: peerAddress, bytes: peerBytes };
-  if (forwardedFor === null || !inAnyCidr(peerBytes, trustedProxies)) return peer;
+  if (peerAddress === undefined) return { address: "unknown", ip: undefined };
+  const peer = { address: peerAddress, ip: parseIp(peerAddress) };
+  if (forwardedFor === null || !inAnyCidr(peer.ip, trustedProxies)) return peer;
   const hops = forwardedFor
     .split(",")
     .map((entry) => stripPort(entry.trim()))
@@ -184,9 +150,9 @@ export function callerAddress(
   if (hops.length === 0) return peer;
   for (let i = hops.length - 1; i >= 0; i--) {
     const hop = hops[i] ?? "";
-    const bytes = parseIp(hop);
-    if (!inAnyCidr(bytes, trustedProxies)) return { address: hop, bytes, via: peerAddress };
+    const ip = parseIp(hop);
+    if (!inAnyCidr(ip, trustedProxies)) return { address: hop, ip, via: peerAddress };
   }
   const first = hops[0] ?? "";
-  return { address: first, bytes: parseIp(first), via: peerAddress };
+  return { address: first, ip: parseIp(first), via: peerAddress };
 }

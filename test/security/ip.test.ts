@@ -9,24 +9,28 @@ import {
 } from "../../src/security/ip.js";
 
 const within = (address: string, cidr: string) => {
-  const bytes = parseIp(address);
-  if (!bytes) throw new Error(`not an address: ${address}`);
-  return inCidr(bytes, parseCidr(cidr));
+  const ip = parseIp(address);
+  if (!ip) throw new Error(`not an address: ${address}`);
+  return inCidr(ip, parseCidr(cidr));
 };
 
 describe("IP addresses", () => {
   it("parses IPv4, IPv6, IPv4-mapped IPv6 and zones; rejects the rest", () => {
-    expect([...(parseIp("10.1.2.3") ?? [])]).toEqual([
-      0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 255, 255, 10, 1, 2, 3,
-    ]);
-    expect(parseIp("::ffff:10.1.2.3")).toEqual(parseIp("10.1.2.3"));
-    expect(parseIp("::FFFF:a01:203")).toEqual(parseIp("10.1.2.3"));
-    expect(parseIp("2001:db8::1")).toEqual(parseIp("2001:0db8:0:0:0:0:0:0001"));
-    expect(parseIp("::")).toEqual(new Uint8Array(16));
+    expect(parseIp("10.1.2.3")).toEqual({ address: "10.1.2.3", family: "ipv4" });
+    expect(parseIp("::ffff:10.1.2.3")).toEqual({ address: "::ffff:10.1.2.3", family: "ipv6" });
+    expect(parseIp("2001:db8::1")).toEqual({ address: "2001:db8::1", family: "ipv6" });
+    expect(parseIp("::")).toEqual({ address: "::", family: "ipv6" });
     expect(parseIp("fe80::1%eth0")).toEqual(parseIp("fe80::1"));
     for (const bad of ["", "unknown", "10.1.2", "10.1.2.256", "1::2::3", "[::1]", "10.1.2.3:80"]) {
       expect(parseIp(bad), bad).toBeUndefined();
     }
+  });
+
+  it("match as the same address however they are written", () => {
+    for (const written of ["2001:db8::1", "2001:0db8:0:0:0:0:0:0001", "2001:DB8::1"])
+      expect(within(written, "2001:db8::1/128"), written).toBe(true);
+    expect(within("fe80::1%eth0", "fe80::/10")).toBe(true);
+    expect(within("::", "::/128")).toBe(true);
   });
 });
 
@@ -54,7 +58,17 @@ describe("CIDR matching", () => {
     expect(within("::ffff:10.1.2.3", "10.0.0.0/8")).toBe(true);
     expect(within("::ffff:192.168.0.1", "10.0.0.0/8")).toBe(false);
     expect(within("::ffff:127.0.0.1", "127.0.0.1")).toBe(true);
+    // The same mapped address in hexadecimal, and in capitals.
+    expect(within("::ffff:a01:203", "10.0.0.0/8")).toBe(true);
+    expect(within("::FFFF:A01:203", "10.1.2.3/32")).toBe(true);
+    expect(within("0:0:0:0:0:ffff:10.1.2.3", "10.0.0.0/8")).toBe(true);
     expect(within("10.1.2.3", "::ffff:10.0.0.0/104")).toBe(true);
+    expect(within("11.1.2.3", "::ffff:10.0.0.0/104")).toBe(false);
+    expect(within("::ffff:10.1.2.3", "::ffff:10.0.0.0/104")).toBe(true);
+    // Every address, IPv4 included, is in ::/0; an IPv4 peer is in the mapped /96.
+    expect(within("10.1.2.3", "::/0")).toBe(true);
+    expect(within("10.1.2.3", "::ffff:0:0/96")).toBe(true);
+    expect(within("10.1.2.3", "::/96")).toBe(false);
     // An IPv4 /0 is every IPv4 address, not every IPv6 one.
     expect(within("2001:db8::1", "0.0.0.0/0")).toBe(false);
     // A v4-compatible or NAT64 address is not the IPv4 address.
@@ -69,6 +83,7 @@ describe("CIDR matching", () => {
     expect(() => parseCidr("10.0.0.0/8x")).toThrow(/prefix length/);
     expect(() => parseCidr("localhost")).toThrow(/'localhost' is not a CIDR/);
     expect(() => parseCidr("fe80::/10%eth0")).toThrow(/not a CIDR/);
+    expect(() => parseCidr("fe80::%eth0/10")).toThrow(/not a CIDR/);
   });
 
   it("refuses host bits, suggesting the network or the single host", () => {
@@ -78,6 +93,10 @@ describe("CIDR matching", () => {
     expect(() => parseCidr("2001:db8::1/32")).toThrow(/\(2001:db8::\/32\) or a \/128/);
     expect(() => parseCidr("::1/64")).toThrow(/\(::\/64\)/);
     expect(() => parseCidr("fd00:9:0:1:2::1/80")).toThrow(/\(fd00:9:0:1:2::\/80\)/);
+    expect(() => parseCidr("::ffff:10.1.2.3/104")).toThrow(/\(::ffff:10.0.0.0\/104\) or a \/128/);
+    expect(() => parseCidr("2001:DB8::1:0/64")).toThrow(/\(2001:db8::\/64\)/);
+    expect(parseCidr(" 0.0.0.0/0 ").text).toBe("0.0.0.0/0");
+    expect(parseCidr("::/0").text).toBe("::/0");
   });
 
   it("inAnyCidr is false for an address that did not parse", () => {
@@ -122,7 +141,7 @@ describe("X-Forwarded-For", () => {
     // Two headers read as one list; ports and IPv6 handled.
     expect(callerAddress("fd00:9::2", "1.2.3.4, [2001:db8::7]:5000, fd00:9::3", trusted)).toEqual({
       address: "2001:db8::7",
-      bytes: expect.any(Uint8Array),
+      ip: { address: "2001:db8::7", family: "ipv6" },
       via: "fd00:9::2",
     });
     expect(callerAddress("::ffff:10.9.0.1", "203.0.113.9:4444", trusted).address).toBe(
@@ -137,13 +156,13 @@ describe("X-Forwarded-For", () => {
   it("keeps a garbage entry as the address (it matches no CIDR)", () => {
     const got = callerAddress("10.9.0.1", "1.2.3.4, unknown", trusted);
     expect(got.address).toBe("unknown");
-    expect(got.bytes).toBeUndefined();
+    expect(got.ip).toBeUndefined();
   });
 
   it("has no address when the socket is gone", () => {
     expect(callerAddress(undefined, "10.1.1.1", trusted)).toEqual({
       address: "unknown",
-      bytes: undefined,
+      ip: undefined,
     });
   });
 });
