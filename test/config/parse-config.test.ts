@@ -1,8 +1,10 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, expectTypeOf, it } from "vitest";
 import { parse } from "yaml";
 import { type ConfigError, ConfigErrors } from "../../src/config/config.js";
 import { applyEnvOverrides } from "../../src/config/load-config.js";
 import { parseConfig } from "../../src/config/parse-config.js";
+import { ACCOUNT_SCHEMAS } from "../../src/config/schema/apps.js";
+import { APP_TYPES, type AppConfig } from "../../src/token/app.js";
 
 const environment = {
   env: { SHOP_SECRET: "s3cr3t-value" } as Record<string, string | undefined>,
@@ -386,6 +388,53 @@ unknownSection: {}
       'listen: { grpc: "0.0.0.0:1", connect: "0.0.0.0:2" }\nquota: { apps: { ghost: {} } }',
     );
     expect(cross.map((e) => e.key)).toEqual(["quota.apps.ghost", "listen.grpc", "listen.connect"]);
+  });
+});
+
+describe("the schema", () => {
+  it("has a schema for every registered account type, and only those", () => {
+    expect(Object.keys(ACCOUNT_SCHEMAS).sort()).toEqual([...APP_TYPES].sort());
+  });
+
+  it("gives the types the broker reads: an app is an AppConfig whatever its account type", () => {
+    const config = parseConfig(parse(MINIMAL), environment);
+    expectTypeOf(config.apps[0]).toExtend<AppConfig | undefined>();
+    expectTypeOf(config.refresh.marginMs).toBeNumber();
+  });
+
+  it("reports duplicate app ids beside the other problems of the same apps", () => {
+    const keys = (yaml: string) => {
+      try {
+        parseConfig(parse(yaml), environment);
+      } catch (err) {
+        return (err as ConfigErrors).errors.map((e) => e.key);
+      }
+      return [];
+    };
+    expect(
+      keys(`
+apps:
+  - { id: a, appid: wx1, secret: { env: SHOP_SECRET } }
+  - { id: a, appid: wx2, secret: { env: NOPE }, prefetch: maybe }
+`),
+    ).toEqual(["apps[1].secret.env", "apps[1].prefetch", "apps[1].id"]);
+  });
+
+  it("is pure, so a reload can run it again: a new document and environment give a new frozen config", () => {
+    const document = parse(MINIMAL);
+    const before = structuredClone(document);
+    const first = parseConfig(document, environment);
+    const rotated = parseConfig(document, { ...environment, env: { SHOP_SECRET: "rotated" } });
+    expect(document).toEqual(before);
+    expect(first.apps[0]?.secret.reveal()).toBe("s3cr3t-value");
+    expect(rotated.apps[0]?.secret.reveal()).toBe("rotated");
+    expect(Object.isFrozen(rotated.security.clients)).toBe(true);
+    expect(() =>
+      parseConfig(
+        parse(`${MINIMAL}  - { id: shop, appid: wx2, secret: { env: SHOP_SECRET } }\n`),
+        environment,
+      ),
+    ).toThrow("config key 'apps[1].id': duplicate app id 'shop'");
   });
 });
 
