@@ -2,7 +2,7 @@ import { EventEmitter } from "node:events";
 import CircuitBreaker from "opossum";
 import type { Clock } from "../shared/clock.js";
 import type { Logger } from "../shared/logger.js";
-import { UpstreamError } from "./upstream-error.js";
+import { CircuitOpenError, UpstreamError } from "./upstream-error.js";
 
 export type BreakerState = "closed" | "open" | "half_open";
 
@@ -25,20 +25,6 @@ export const DEFAULT_BREAKER_POLICY: BreakerPolicy = Object.freeze({
 });
 
 const BUCKETS = 6;
-
-/** The breaker of one app and endpoint is open: WeChat is not called. */
-export class CircuitOpenError extends UpstreamError {
-  constructor(
-    endpoint: string,
-    readonly retryAt: number,
-  ) {
-    super(
-      endpoint,
-      `not called: recent calls failed, circuit open until ${new Date(retryAt).toISOString()}`,
-    );
-    this.name = "CircuitOpenError";
-  }
-}
 
 interface Entry {
   breaker: CircuitBreaker<[() => Promise<unknown>], unknown>;
@@ -184,11 +170,15 @@ export class UpstreamBreakers {
  */
 export function countsAsFault(err: unknown): boolean {
   if (!(err instanceof UpstreamError)) return false; // e.g. our own abort
-  if (err instanceof CircuitOpenError) return false;
-  if (err.errcode === 45011) return true; // per-minute limit: back off like an outage
-  if (err.category === "quota") return false;
-  if (err.errcode === undefined) return true; // network, timeout, HTTP status, bad body
-  return err.category === "retryable";
+  switch (err.failure.kind) {
+    case "not_called":
+      return false;
+    case "errcode":
+      // 45011, the per-minute limit: back off like an outage.
+      return err.failure.errcode === 45011 || err.category === "retryable";
+    default:
+      return true; // network, timeout, HTTP status, bad body
+  }
 }
 
 /**

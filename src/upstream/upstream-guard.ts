@@ -1,24 +1,26 @@
 import type { QuotaEndpoint, QuotaLedger, QuotaPurpose } from "../quota/index.js";
-import type { Clock } from "../shared/clock.js";
+import { type Clock, sleep, systemClock } from "../shared/clock.js";
+import { StoreUnavailableError } from "../shared/errors.js";
 import type { Logger } from "../shared/logger.js";
-import { isStoreUnavailable } from "../store/store-unavailable.js";
 import { retryableInline, type UpstreamBreakers } from "./upstream-breakers.js";
-import { UpstreamError } from "./upstream-error.js";
+import {
+  CircuitOpenError,
+  QuotaRefusedError,
+  ReportShareUsedError,
+  UpstreamError,
+} from "./upstream-error.js";
 
-/** The WeChat endpoints the broker calls (the ledger also meters force refreshes and clears). */
-export type GuardedEndpoint = Exclude<QuotaEndpoint, "force_refresh" | "clear_quota">;
+// Importers of the guard's refusal before the errors moved to upstream-error.ts.
+export { ReportShareUsedError };
 
 /**
- * A refresh caused by a report was not called: reports have used their share
- * of the app's daily budget (the rest is kept for scheduled refreshes). Not a
- * WeChat failure: the credential stays as it is.
+ * The WeChat endpoints the broker calls. The credential endpoints are metered
+ * in the ledger under their own path; a quota clear is metered by its caller
+ * (the admin service takes "clear_quota", with its gap, before calling).
  */
-export class ReportShareUsedError extends UpstreamError {
-  constructor(endpoint: string, detail: string) {
-    super(endpoint, detail, undefined, { category: "quota" });
-    this.name = "ReportShareUsedError";
-  }
-}
+export type GuardedEndpoint =
+  | Exclude<QuotaEndpoint, "force_refresh" | "clear_quota">
+  | "/cgi-bin/clear_quota/v2";
 
 /** What the guard needs of the quota ledger. */
 export type QuotaGate = Pick<QuotaLedger, "take" | "blockUntilReset">;
@@ -30,8 +32,16 @@ export interface UpstreamGuardOptions {
   quota?: QuotaGate;
   /** Called after every attempt that reached WeChat (or was refused locally). */
   observe?: (app: string, endpoint: GuardedEndpoint, outcome: string, seconds: number) => void;
-  /** Delays before inline retries of a WeChat fault, e.g. [200, 600]; real time (a caller is waiting). */
+  /** Delays before inline retries of a WeChat fault, e.g. [200, 600], each jittered ±20 %. */
   retryDelaysMs?: readonly number[];
+  /**
+   * What inline retries wait on (default: the system clock). A caller is
+   * waiting on them, so they run in real time even when `clock` is a fake one
+   * that moves only when a test says so; a test that drives them passes its own.
+   */
+  retryClock?: Clock;
+  /** Randomness in [0, 1) for the retry jitter (default Math.random). */
+  random?: () => number;
 }
 
 /**
@@ -52,9 +62,10 @@ export class UpstreamGuard {
       retries: boolean;
       signal: AbortSignal;
       /**
-       * What WeChat's 45009 blocks in the ledger (default: `endpoint`). A
-       * force refresh's 45009 is about the 20 forces a day, not normal
-       * stable_token calls, so it blocks "force_refresh" only (§12 C2).
+       * What WeChat's 45009 blocks in the ledger (default: `endpoint`, when
+       * the ledger meters it). A force refresh's 45009 is about the 20 forces
+       * a day, not normal stable_token calls, so it blocks "force_refresh"
+       * only (§12 C2).
        */
       blocks?: QuotaEndpoint;
       /** "report": may not use the share of the budget kept for scheduled refreshes. */
@@ -68,13 +79,18 @@ export class UpstreamGuard {
           app,
           endpoint,
           fn,
-          options.blocks ?? endpoint,
+          options.blocks ?? meteredAs(endpoint),
           options.purpose ?? "any",
         );
       } catch (err) {
         const delay = delays[attempt];
         if (delay === undefined || !retryableInline(err) || options.signal.aborted) throw err;
-        await realSleep(delay * (0.8 + 0.4 * Math.random()), options.signal);
+        const random = this.o.random ?? Math.random;
+        await sleep(
+          this.o.retryClock ?? systemClock,
+          delay * (0.8 + 0.4 * random()),
+          options.signal,
+        );
       }
     }
   }
@@ -83,16 +99,17 @@ export class UpstreamGuard {
     app: string,
     endpoint: GuardedEndpoint,
     fn: () => Promise<T>,
-    blocks: QuotaEndpoint,
+    blocks: QuotaEndpoint | undefined,
     purpose: QuotaPurpose,
   ): Promise<T> {
     const { clock, quota } = this.o;
-    if (quota) {
+    const metered = meteredAs(endpoint);
+    if (quota && metered) {
       const decision = await quota
-        .take(app, endpoint, clock.now(), purpose)
+        .take(app, metered, clock.now(), purpose)
         .catch((err: unknown) => {
           // A ledger outage must not stop token refreshes: fail open.
-          if (!isStoreUnavailable(err)) throw err;
+          if (!(err instanceof StoreUnavailableError)) throw err;
           this.o.logger.warn(
             { app, endpoint },
             "quota ledger unreachable; calling WeChat uncounted",
@@ -107,15 +124,16 @@ export class UpstreamGuard {
             endpoint,
             `not called: refreshes caused by InvalidateToken reports may use ${decision.budget} of this app's ` +
               `calls a day and have used them; the rest is kept for scheduled refreshes${until}`,
+            decision.retryAt,
           );
         }
-        throw new UpstreamError(
+        throw new QuotaRefusedError(
           endpoint,
+          decision.reason ?? "budget",
           decision.reason === "blocked"
             ? `not called: WeChat answered 45009 (daily quota reached) earlier today; blocked${until}`
             : `not called: this broker's daily budget of ${decision.budget} calls is used up${until}`,
-          undefined,
-          { category: "quota" },
+          decision.retryAt,
         );
       }
     }
@@ -126,7 +144,7 @@ export class UpstreamGuard {
       return result;
     } catch (err) {
       this.o.observe?.(app, endpoint, outcomeOf(err), (clock.now() - started) / 1000);
-      if (err instanceof UpstreamError && err.errcode === 45009 && quota) {
+      if (err instanceof UpstreamError && err.errcode === 45009 && quota && blocks) {
         await quota.blockUntilReset(app, blocks, clock.now()).catch(() => {});
       }
       throw err;
@@ -134,26 +152,27 @@ export class UpstreamGuard {
   }
 }
 
+/** The ledger's name for a call of `endpoint`; undefined when its caller meters it. */
+function meteredAs(endpoint: GuardedEndpoint): QuotaEndpoint | undefined {
+  return endpoint === "/cgi-bin/clear_quota/v2" ? undefined : endpoint;
+}
+
 /** A metrics label for a failed call: the errcode, or what went wrong below the API. */
 function outcomeOf(err: unknown): string {
   if (!(err instanceof UpstreamError)) return "aborted";
-  if (err.name === "CircuitOpenError") return "circuit_open";
-  if (err.errcode !== undefined) return String(err.errcode);
-  if (err.detail.startsWith("HTTP ")) return `http_${err.detail.slice(5)}`;
-  if (err.detail.startsWith("no answer")) return "timeout";
-  return "network";
-}
-
-function realSleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      signal.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal.reason);
-    };
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
+  const f = err.failure;
+  switch (f.kind) {
+    case "errcode":
+      return String(f.errcode);
+    case "http":
+      return `http_${f.status}`;
+    case "timeout":
+      return "timeout";
+    case "not_called":
+      return err instanceof CircuitOpenError ? "circuit_open" : "refused_locally";
+    default:
+      // An answer that is not WeChat's JSON (a proxy's error page …) counts
+      // with the connection failures: WeChat's API did not answer.
+      return "network";
+  }
 }

@@ -85,29 +85,31 @@ export function createWechatClient(options: WechatClientOptions): WechatClient {
       text = await response.text();
     } catch (err) {
       if (signal?.aborted) throw signal.reason;
-      const detail = timeout.aborted
-        ? `no answer within ${options.timeoutMs} ms`
-        : describeNetworkError(err);
       // The cause may hold the URL (with the secret); keep only its code.
-      throw new UpstreamError(endpoint, detail);
+      throw new UpstreamError(
+        endpoint,
+        timeout.aborted
+          ? { kind: "timeout", afterMs: options.timeoutMs }
+          : { kind: "network", ...networkCodeOf(err) },
+      );
     }
     if (response.status !== 200) {
-      throw new UpstreamError(endpoint, `HTTP ${response.status}`);
+      throw new UpstreamError(endpoint, { kind: "http", status: response.status });
     }
     let body: unknown;
     try {
       body = JSON.parse(text);
     } catch {
-      throw new UpstreamError(endpoint, "response is not JSON");
+      throw new UpstreamError(endpoint, { kind: "malformed", problem: "is not JSON" });
     }
     if (typeof body !== "object" || body === null)
-      throw new UpstreamError(endpoint, "response is not a JSON object");
+      throw new UpstreamError(endpoint, { kind: "malformed", problem: "is not a JSON object" });
     const record = body as Record<string, unknown>;
     const errcode = record.errcode;
     if (typeof errcode === "number" && errcode !== 0) {
       // The one place WeChat's text enters the broker: scrubbed here.
       const errmsg = typeof record.errmsg === "string" ? scrubErrmsg(record.errmsg, scrub) : "";
-      throw new UpstreamError(endpoint, errmsg || "(no errmsg)", errcode);
+      throw new UpstreamError(endpoint, { kind: "errcode", errcode, errmsg });
     }
     return record;
   }
@@ -120,10 +122,13 @@ export function createWechatClient(options: WechatClientOptions): WechatClient {
     const value = record[field];
     const expiresIn = record.expires_in;
     if (typeof value !== "string" || value.length === 0) {
-      throw new UpstreamError(endpoint, `response has no ${field}`);
+      throw new UpstreamError(endpoint, { kind: "malformed", problem: `has no ${field}` });
     }
     if (typeof expiresIn !== "number" || !Number.isFinite(expiresIn) || expiresIn <= 0) {
-      throw new UpstreamError(endpoint, "response has no positive expires_in");
+      throw new UpstreamError(endpoint, {
+        kind: "malformed",
+        problem: "has no positive expires_in",
+      });
     }
     return { value, expiresInSeconds: expiresIn };
   }
@@ -198,8 +203,7 @@ function scrubOf(app: AppCredentials): ScrubValues {
   return { secrets: [app.secret], credentials: app.known ?? [] };
 }
 
-function describeNetworkError(err: unknown): string {
+function networkCodeOf(err: unknown): { code?: string } {
   const cause = err instanceof Error ? (err.cause as { code?: unknown } | undefined) : undefined;
-  const code = typeof cause?.code === "string" ? cause.code : undefined;
-  return code ? `network error ${code}` : "network error";
+  return typeof cause?.code === "string" ? { code: cause.code } : {};
 }

@@ -2,17 +2,80 @@ import { afterEach, describe, expect, it } from "vitest";
 import { silentLogger } from "../../src/shared/logger.js";
 import {
   type BreakerState,
-  CircuitOpenError,
+  countsAsFault,
+  retryableInline,
   UpstreamBreakers,
 } from "../../src/upstream/upstream-breakers.js";
-import { UpstreamError } from "../../src/upstream/upstream-error.js";
+import {
+  CircuitOpenError,
+  QuotaRefusedError,
+  ReportShareUsedError,
+  UpstreamError,
+} from "../../src/upstream/upstream-error.js";
 import { FakeClock } from "../helpers/fake-clock.js";
 
 const EP = "/cgi-bin/token";
-const busy = () => Promise.reject(new UpstreamError(EP, "system error", -1));
-const http502 = () => Promise.reject(new UpstreamError(EP, "HTTP 502"));
-const badSecret = () => Promise.reject(new UpstreamError(EP, "invalid appsecret", 40125));
+const answered = (errcode: number, errmsg: string) =>
+  new UpstreamError(EP, { kind: "errcode", errcode, errmsg });
+const busy = () => Promise.reject(answered(-1, "system error"));
+const http502 = () => Promise.reject(new UpstreamError(EP, { kind: "http", status: 502 }));
+const badSecret = () => Promise.reject(answered(40125, "invalid appsecret"));
 const ok = () => Promise.resolve("token");
+
+describe("which failures count as WeChat's faults (by their failure kind, not their text)", () => {
+  it.each([
+    ["-1 system busy", answered(-1, "busy"), true, true],
+    ["HTTP 502", new UpstreamError(EP, { kind: "http", status: 502 }), true, true],
+    ["a timeout", new UpstreamError(EP, { kind: "timeout", afterMs: 5000 }), true, true],
+    [
+      "a refused connection",
+      new UpstreamError(EP, { kind: "network", code: "ECONNREFUSED" }),
+      true,
+      true,
+    ],
+    [
+      "a body that is not JSON",
+      new UpstreamError(EP, { kind: "malformed", problem: "is not JSON" }),
+      true,
+      true,
+    ],
+    ["45011 per-minute limit", answered(45011, "minute"), true, false],
+    ["45009 daily quota", answered(45009, "day"), false, false],
+    ["40125 wrong secret", answered(40125, "secret"), false, false],
+    ["an errcode the broker does not know", answered(99999, "?"), false, false],
+    ["an open circuit", new CircuitOpenError(EP, 30_000), false, false],
+    [
+      "the broker's budget",
+      new QuotaRefusedError(EP, "budget", "not called: budget used"),
+      false,
+      false,
+    ],
+    ["the reports' share", new ReportShareUsedError(EP, "not called: share used"), false, false],
+    ["something that is not an UpstreamError", new TypeError("x"), false, false],
+  ])("%s: fault %s, inline retry %s", (_name, err, fault, retry) => {
+    expect(countsAsFault(err)).toBe(fault);
+    expect(retryableInline(err)).toBe(retry);
+  });
+
+  it("gives each error a stable code and keeps the text for people", () => {
+    expect(answered(40125, "invalid appsecret")).toMatchObject({
+      code: "UPSTREAM_FAILED",
+      errcode: 40125,
+      category: "config",
+      detail: "invalid appsecret",
+      message: "WeChat /cgi-bin/token returned errcode 40125: invalid appsecret",
+    });
+    expect(new UpstreamError(EP, { kind: "http", status: 502 })).toMatchObject({
+      errcode: undefined,
+      category: "retryable",
+      message: "WeChat /cgi-bin/token failed: HTTP 502",
+    });
+    expect(new CircuitOpenError(EP, 0).code).toBe("UPSTREAM_CIRCUIT_OPEN");
+    const share = new ReportShareUsedError(EP, "not called");
+    expect(share).toBeInstanceOf(QuotaRefusedError);
+    expect(share).toMatchObject({ code: "UPSTREAM_REPORT_SHARE_USED", category: "quota" });
+  });
+});
 
 describe("UpstreamBreakers (opossum on an injected clock)", () => {
   let b: UpstreamBreakers;
