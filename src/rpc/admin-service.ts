@@ -17,15 +17,16 @@ import type { Clock } from "../shared/clock.js";
 import { BrokerError, InvalidArgumentError, QuotaExhaustedError } from "../shared/errors.js";
 import { fingerprint } from "../shared/fingerprint.js";
 import type { Logger } from "../shared/logger.js";
+import { toConnectError } from "../shared/to-connect-error.js";
 import type { AppRegistry } from "../token/app.js";
 import { toBrokerError } from "../token/to-broker-error.js";
 import type { TokenManager } from "../token/token-manager.js";
 import type { UpstreamBreakers } from "../upstream/upstream-breakers.js";
 import { UpstreamError } from "../upstream/upstream-error.js";
+import type { UpstreamGuard } from "../upstream/upstream-guard.js";
 import type { WechatClient } from "../upstream/wechat-client.js";
 import { callerOf } from "./caller.js";
 import { kindToProto } from "./kinds.js";
-import { toConnectError } from "./to-connect-error.js";
 import { toTokenMessage } from "./token-message.js";
 import { validateCredentialRequest } from "./validate.js";
 
@@ -34,6 +35,8 @@ export interface AdminServiceDeps {
   apps: AppRegistry;
   ledger: QuotaLedger;
   breakers: UpstreamBreakers;
+  /** Quota clears reach WeChat through it, like every other call: its breaker and metrics. */
+  guard: UpstreamGuard;
   alerts: { active(): ActiveAlert[] };
   client: WechatClient;
   clock: Clock;
@@ -183,7 +186,14 @@ export function createAdminService(d: AdminServiceDeps): ServiceImpl<typeof Admi
           );
         }
         try {
-          await d.client.clearQuota({ appid: app.appid, secret: app.secret.reveal() }, ctx.signal);
+          await d.guard.call(
+            appId,
+            "/cgi-bin/clear_quota/v2",
+            () =>
+              d.client.clearQuota({ appid: app.appid, secret: app.secret.reveal() }, ctx.signal),
+            // Metered above (with its gap); an operator retries deliberately, not this call.
+            { retries: false, signal: ctx.signal },
+          );
         } catch (err) {
           if (err instanceof UpstreamError && err.errcode === 48006) {
             throw new QuotaExhaustedError(

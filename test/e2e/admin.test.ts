@@ -7,6 +7,7 @@ import { createLogger } from "../../src/shared/logger.js";
 import { type BrokerHarness, startBrokerHarness } from "../helpers/broker-harness.js";
 import { FakeClock } from "../helpers/fake-clock.js";
 import { createGrpcJsClient } from "../helpers/grpc-js-client.js";
+import { sample } from "../helpers/resilience-harness.js";
 
 const STABLE = {
   id: "leaky",
@@ -161,6 +162,48 @@ describe("AdminService", () => {
       /allows 3 clears a day \(quota.budgets.clear_quota\)/,
     );
     expect(h.emulator.control.callCount("/cgi-bin/clear_quota/v2")).toBe(3);
+  });
+
+  it("clears through the upstream guard: its breaker and metrics see the call like any WeChat call", async () => {
+    const { admin } = await start();
+    const CLEAR = "/cgi-bin/clear_quota/v2";
+    const calls = async (outcome: string) =>
+      sample(await h.broker.observability.metrics.scrape(), "tokenbroker_upstream_calls_total", {
+        endpoint: CLEAR,
+        outcome,
+      });
+    await admin.clearQuota({ appId: "shop", reason: "first" });
+    expect(await calls("ok")).toBe(1);
+
+    // WeChat's own monthly limit: RESOURCE_EXHAUSTED, audited, and counted under its errcode.
+    await clock.advance(10 * 60_000);
+    h.emulator.control.injectFault({
+      endpoint: CLEAR,
+      times: 1,
+      action: { type: "errcode", errcode: 48006 },
+    });
+    const monthly = await admin
+      .clearQuota({ appId: "shop", reason: "second" })
+      .catch((e: unknown) => e);
+    expect(codeOf(monthly)).toBe(Code.ResourceExhausted);
+    expect((monthly as { details: string }).details).toMatch(/10 clears this month are used/);
+    expect(await calls("48006")).toBe(1);
+
+    // A WeChat fault: UNAVAILABLE, seen by the app's breaker for this endpoint.
+    await clock.advance(10 * 60_000);
+    h.emulator.control.injectFault({
+      endpoint: CLEAR,
+      times: 1,
+      action: { type: "http", status: 503 },
+    });
+    const down = await admin
+      .clearQuota({ appId: "shop", reason: "third" })
+      .catch((e: unknown) => e);
+    expect(codeOf(down)).toBe(Code.Unavailable);
+    expect(await calls("http_503")).toBe(1);
+    const status = await admin.getStatus({ appId: "shop" });
+    expect(status.breakers.map((b) => [b.endpoint, b.state])).toEqual([[CLEAR, "closed"]]);
+    expect(audit().map((r) => r.outcome)).toEqual(["ok", "refused", "refused"]);
   });
 
   it("reports credentials, quota use, circuits and alerts", async () => {
