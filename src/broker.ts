@@ -21,9 +21,8 @@ import {
 import { startMetricsServer } from "./observability/metrics-server.js";
 import type { EndpointBudgets } from "./quota/index.js";
 import { createAdminService } from "./rpc/admin-service.js";
-import { instrument } from "./rpc/instrument.js";
+import { rpcInterceptors } from "./rpc/interceptors/index.js";
 import { createTokenService } from "./rpc/token-service.js";
-import { secure } from "./security/index.js";
 import { RefusalLog } from "./security/refusal-log.js";
 import {
   AcceptGate,
@@ -141,42 +140,34 @@ export async function startBroker(config: BrokerConfig, deps: BrokerDeps): Promi
   // reflection is served only when configured (by default, on loopback only).
   // One refusal log for both services: one stream, one count per kind of refusal.
   const refusals = new RefusalLog({ audit, clock });
-  const guardOptions = { policy: securityPolicyOf(config.security), clock, audit, refusals };
+  // One interceptor chain (metrics, authentication, authorization, limits,
+  // audit) that both listeners run around every TokenService and AdminService call.
+  const guarded = rpcInterceptors({
+    policy: securityPolicyOf(config.security),
+    clock,
+    audit,
+    refusals,
+    observe: (...a) => observability.metrics.rpcHandled(...a),
+  });
   const services = [
     registration(
       TokenService,
-      instrument(
-        TokenService,
-        secure(
-          TokenService,
-          createTokenService({ manager, clock, logger: logger.child({ component: "rpc" }), audit }),
-          guardOptions,
-        ),
-        (...a) => observability.metrics.rpcHandled(...a),
-        clock,
-      ),
+      createTokenService({ manager, clock, logger: logger.child({ component: "rpc" }), audit }),
+      guarded,
     ),
     registration(
       AdminService,
-      instrument(
-        AdminService,
-        secure(
-          AdminService,
-          createAdminService({
-            manager,
-            apps,
-            ledger: stores.ledger,
-            breakers,
-            alerts: observability.alerts,
-            client,
-            clock,
-            audit,
-          }),
-          guardOptions,
-        ),
-        (...a) => observability.metrics.rpcHandled(...a),
+      createAdminService({
+        manager,
+        apps,
+        ledger: stores.ledger,
+        breakers,
+        alerts: observability.alerts,
+        client,
         clock,
-      ),
+        audit,
+      }),
+      guarded,
     ),
     healthRegistration(health, {
       maxWatches: config.listen.maxHealthWatches,

@@ -1,3 +1,4 @@
+export { clientKey, permissionsKey } from "./client-context.js";
 export { type CallerAddress, callerAddress, parseCidr } from "./ip.js";
 export {
   ANONYMOUS_CLIENT,
@@ -11,12 +12,4 @@ export {
   PERMISSIONS,
   type Permission,
   type SecurityPolicy,
-  validateSecurityPolicy,
 } from "./policy.js";
-export {
-  clientKey,
-  permissionsKey,
-  type SecureOptions,
-  type SecurityEvent,
-  secure,
-} from "./secure.js";

@@ -7,10 +7,11 @@ import {
   TokenKind,
   TokenService,
 } from "../../gen/tokenbroker/v1/token_service_pb.js";
-import { hashApiKey, type SecurityPolicy, secure } from "../../src/security/index.js";
+import { rpcInterceptors } from "../../src/rpc/interceptors/index.js";
+import { hashApiKey, type SecurityPolicy } from "../../src/security/index.js";
 import { silentLogger } from "../../src/shared/logger.js";
 import { FakeClock } from "../helpers/fake-clock.js";
-import { callContext, fakeTokenService, refusal } from "./helpers.js";
+import { callContext, fakeTokenService, refusal, served } from "./helpers.js";
 
 vi.mock("node:crypto", async (importOriginal) => {
   const actual = await importOriginal<typeof import("node:crypto")>();
@@ -33,11 +34,11 @@ const policy: SecurityPolicy = {
 describe("API key comparison", () => {
   const compare = vi.mocked(crypto.timingSafeEqual);
   const tokens = fakeTokenService();
-  const wrapped = secure(TokenService, tokens.impl, {
-    policy,
-    clock: new FakeClock(),
-    audit: silentLogger(),
-  });
+  const wrapped = served(
+    TokenService,
+    tokens.impl,
+    rpcInterceptors({ policy, clock: new FakeClock(), audit: silentLogger() }),
+  );
   const call = (key: string) =>
     wrapped.getToken(
       create(GetTokenRequestSchema, { appId: "a", kind: TokenKind.ACCESS_TOKEN }),

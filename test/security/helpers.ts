@@ -1,15 +1,23 @@
-import type { DescMethod } from "@bufbuild/protobuf";
+import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import {
   ConnectError,
   createContextValues,
   createHandlerContext,
+  createMethodImplSpec,
   type HandlerContext,
+  type Interceptor,
   type ServiceImpl,
 } from "@connectrpc/connect";
+import {
+  createAsyncIterable,
+  invokeUnaryImplementation,
+  transformInvokeImplementation,
+} from "@connectrpc/connect/protocol";
 import type { AdminService } from "../../gen/tokenbroker/v1/admin_service_pb.js";
 import type { TokenService } from "../../gen/tokenbroker/v1/token_service_pb.js";
 import { clientKey, hashApiKey, type SecurityPolicy } from "../../src/security/index.js";
 import { type Peer, peerKey } from "../../src/server/peer.js";
+import { withSingleInput } from "../../src/server/request-message.js";
 
 /** API keys of the test clients. Never expected in an audit line or an error. */
 export const KEYS = {
@@ -74,6 +82,32 @@ export function callContext(method: DescMethod, o: CallOptions = {}): HandlerCon
     contextValues: createContextValues().set(peerKey, peer),
     ...(o.signal ? { requestSignal: o.signal } : {}),
   });
+}
+
+/**
+ * `impl` behind `interceptors`, run as the Connect listener runs them (with
+ * connect's own invoke functions), for tests that call a handler with a
+ * context of their own: a unary method returns its output message, a
+ * server-streaming one its output stream.
+ */
+export function served<S extends DescService>(
+  service: S,
+  impl: ServiceImpl<S>,
+  interceptors: readonly Interceptor[],
+): ServiceImpl<S> {
+  const chain = withSingleInput(interceptors);
+  const out: Record<string, unknown> = {};
+  for (const method of service.methods) {
+    const fn = (impl as Record<string, unknown>)[method.localName] as (...a: unknown[]) => unknown;
+    const spec = createMethodImplSpec(method, fn.bind(impl) as never);
+    out[method.localName] =
+      method.methodKind === "unary"
+        ? (req: unknown, ctx: HandlerContext) =>
+            invokeUnaryImplementation(spec as never, ctx, req as never, chain)
+        : (req: unknown, ctx: HandlerContext) =>
+            transformInvokeImplementation(spec, ctx, chain)(createAsyncIterable([req as never]));
+  }
+  return out as ServiceImpl<S>;
 }
 
 /** An audit logger whose JSON lines the test reads back. */

@@ -12,7 +12,8 @@ import {
   TokenService,
   WatchTokenRequestSchema,
 } from "../../gen/tokenbroker/v1/token_service_pb.js";
-import { type SecurityPolicy, secure } from "../../src/security/index.js";
+import { rpcInterceptors } from "../../src/rpc/interceptors/index.js";
+import type { SecurityPolicy } from "../../src/security/index.js";
 import { TokenBucket } from "../../src/security/token-bucket.js";
 import { FakeClock, flushMicrotasks } from "../helpers/fake-clock.js";
 import {
@@ -24,6 +25,7 @@ import {
   KEYS,
   POLICY,
   refusal,
+  served,
 } from "./helpers.js";
 
 const ORDERS = { key: KEYS.orders } as const; // 2/s, burst 3, 2 watch streams
@@ -34,9 +36,9 @@ function setup(policy: SecurityPolicy = POLICY) {
   const clock = new FakeClock();
   const tokens = fakeTokenService();
   const admin = fakeAdminService();
-  const o = { policy, clock, audit: audit.logger };
-  const token = secure(TokenService, tokens.impl, o);
-  const adm = secure(AdminService, admin.impl, o);
+  const chain = rpcInterceptors({ policy, clock, audit: audit.logger });
+  const token = served(TokenService, tokens.impl, chain);
+  const adm = served(AdminService, admin.impl, chain);
   const getToken = (c: CallOptions = ORDERS) =>
     token.getToken(
       create(GetTokenRequestSchema, { appId: "shop", kind: TokenKind.ACCESS_TOKEN }),

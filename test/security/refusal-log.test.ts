@@ -6,7 +6,7 @@ import {
   TokenKind,
   TokenService,
 } from "../../gen/tokenbroker/v1/token_service_pb.js";
-import { secure } from "../../src/security/index.js";
+import { rpcInterceptors } from "../../src/rpc/interceptors/index.js";
 import { RefusalLog } from "../../src/security/refusal-log.js";
 import { FakeClock } from "../helpers/fake-clock.js";
 import {
@@ -17,15 +17,16 @@ import {
   fakeTokenService,
   POLICY,
   refusal,
+  served,
 } from "./helpers.js";
 
 function setup() {
   const audit = auditSink();
   const clock = new FakeClock();
   const refusals = new RefusalLog({ audit: audit.logger, clock, windowMs: 60_000 });
-  const o = { policy: POLICY, clock, audit: audit.logger, refusals };
-  const token = secure(TokenService, fakeTokenService().impl, o);
-  const adm = secure(AdminService, fakeAdminService().impl, o);
+  const chain = rpcInterceptors({ policy: POLICY, clock, audit: audit.logger, refusals });
+  const token = served(TokenService, fakeTokenService().impl, chain);
+  const adm = served(AdminService, fakeAdminService().impl, chain);
   const getToken = (appId: string, c: CallOptions = {}) =>
     refusal(() =>
       token.getToken(

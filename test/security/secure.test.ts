@@ -16,7 +16,9 @@ import {
   TokenService,
   WatchTokenRequestSchema,
 } from "../../gen/tokenbroker/v1/token_service_pb.js";
-import { clientKey, hashApiKey, type SecurityPolicy, secure } from "../../src/security/index.js";
+import { rpcInterceptors } from "../../src/rpc/interceptors/index.js";
+import { clientKey, hashApiKey, type SecurityPolicy } from "../../src/security/index.js";
+import { registration } from "../../src/server/registration.js";
 import { fingerprint } from "../../src/shared/fingerprint.js";
 import { FakeClock } from "../helpers/fake-clock.js";
 import {
@@ -28,6 +30,7 @@ import {
   KEYS,
   POLICY,
   refusal,
+  served,
   TOKEN_VALUE,
 } from "./helpers.js";
 
@@ -36,14 +39,14 @@ function setup(policy: SecurityPolicy = POLICY) {
   const clock = new FakeClock();
   const tokens = fakeTokenService();
   const admin = fakeAdminService();
-  const o = { policy, clock, audit: audit.logger };
-  const token = secure(TokenService, tokens.impl, o);
-  const adm = secure(AdminService, admin.impl, o);
+  const chain = rpcInterceptors({ policy, clock, audit: audit.logger });
+  const token = served(TokenService, tokens.impl, chain);
+  const adm = served(AdminService, admin.impl, chain);
   const ctx = (method: keyof typeof TokenService.method, c?: CallOptions) =>
     callContext(TokenService.method[method], c);
   const actx = (method: keyof typeof AdminService.method, c?: CallOptions) =>
     callContext(AdminService.method[method], c);
-  return { audit, clock, tokens, admin, token, adm, ctx, actx };
+  return { audit, clock, tokens, admin, token, adm, ctx, actx, chain };
 }
 
 const get = (appId = "shop", kind = TokenKind.ACCESS_TOKEN) =>
@@ -424,7 +427,7 @@ describe("authorization (rule 3)", () => {
   it("requires admin for methods it does not know (fail closed)", async () => {
     const s = setup();
     const checks: string[] = [];
-    const health = secure(
+    const health = served(
       Health,
       {
         check: () => {
@@ -434,7 +437,7 @@ describe("authorization (rule 3)", () => {
         async *watch() {},
         list: () => ({}),
       } as unknown as ServiceImpl<typeof Health>,
-      { policy: POLICY, clock: s.clock, audit: s.audit.logger },
+      s.chain,
     );
     const hctx = (c: CallOptions) => callContext(Health.method.check, c);
     const req = create(HealthCheckRequestSchema, {});
@@ -453,11 +456,7 @@ describe("authorization (rule 3)", () => {
   it("refuses to wrap client- or bidi-streaming methods", () => {
     const s = setup();
     expect(() =>
-      secure(ServerReflection, {} as ServiceImpl<typeof ServerReflection>, {
-        policy: POLICY,
-        clock: s.clock,
-        audit: s.audit.logger,
-      }),
+      registration(ServerReflection, {} as ServiceImpl<typeof ServerReflection>, s.chain),
     ).toThrow(/cannot guard grpc\.reflection\.v1\.ServerReflection\/ServerReflectionInfo/);
   });
 

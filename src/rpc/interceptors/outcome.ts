@@ -1,0 +1,40 @@
+import {
+  Code,
+  ConnectError,
+  type StreamRequest,
+  type StreamResponse,
+  type UnaryRequest,
+  type UnaryResponse,
+} from "@connectrpc/connect";
+import { observeStream } from "../../shared/observe-stream.js";
+
+export type AnyRequest = UnaryRequest | StreamRequest;
+export type AnyResponse = UnaryResponse | StreamResponse;
+
+/** The outcome of a stream its client stopped reading. */
+const CANCELED = new ConnectError("stream ended by the client", Code.Canceled);
+
+/**
+ * `res` with `start` run when its stream starts (its first read) and the
+ * function `start` returns run once when the stream ends, however it ends:
+ * with `undefined` on completion, the error, or CANCELED. A stream nobody
+ * reads never starts, so never ends either; an error thrown by `start` fails
+ * the first read.
+ */
+export function onStreamEnd(
+  res: StreamResponse,
+  start: () => (outcome: unknown) => void,
+): StreamResponse {
+  const source = res.message;
+  return {
+    ...res,
+    message: observeStream(() => ({ source, end: start() }), CANCELED),
+  };
+}
+
+/** An outcome as audit lines and metrics name it: "ok", "permission_denied", ... */
+export function codeName(err: unknown): string {
+  if (err === undefined) return "ok";
+  const code = err instanceof ConnectError ? err.code : Code.Unknown;
+  return (Code[code] ?? "unknown").replace(/([a-z])([A-Z])/g, "$1_$2").toLowerCase();
+}

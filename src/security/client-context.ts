@@ -1,0 +1,21 @@
+import { createContextKey } from "@connectrpc/connect";
+import type { Permission } from "./policy.js";
+
+/**
+ * Context value with the id of the client a call was authenticated as
+ * (`ctx.values.get(clientKey)`), set by the authenticate interceptor before
+ * the handler runs: a configured client's id, or "anonymous" when no clients
+ * are configured. `undefined` in a handler served without that interceptor.
+ */
+export const clientKey = createContextKey<string | undefined>(undefined, {
+  description: "authenticated client id",
+});
+
+/**
+ * Context value with the permissions of the authenticated client, set with
+ * `clientKey`; `undefined` in a handler served without the authenticate
+ * interceptor (then nothing restricts it).
+ */
+export const permissionsKey = createContextKey<ReadonlySet<Permission> | undefined>(undefined, {
+  description: "authenticated client's permissions",
+});
