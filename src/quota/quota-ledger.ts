@@ -1,4 +1,4 @@
-import { APP_ID_PATTERN } from "../token/app.js";
+import { APP_ID_PATTERN } from "../core/credential.js";
 /**
  * The quota ledger: the broker's own count of its upstream calls per app,
  * endpoint and China day (see china-day.ts). It refuses a call beyond a

@@ -1,19 +1,23 @@
+import type { CredentialKey, CredentialKind } from "../core/credential.js";
+import { SUBJECT_PATTERN } from "../core/credential.js";
+import type { CredentialKindSpec } from "../core/kind.js";
+import type { KindRegistry } from "../core/kind-registry.js";
+import { KINDS } from "../credentials/index.js";
 import {
   FailedPreconditionError,
   InvalidArgumentError,
   UnknownAppError,
 } from "../shared/errors.js";
 import type { Secret } from "../shared/secret.js";
-import type { CredentialKind } from "./credential.js";
 import type { TokenMode } from "./refresh-policy.js";
 
-/** App ids: letters, digits, ".", "_" or "-" (no "/", which separates keys), at most 64. */
-export const APP_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+export { APP_ID_PATTERN } from "../core/credential.js";
 
-export const APP_TYPES = ["official_account", "mini_program"] as const;
-export type AppType = (typeof APP_TYPES)[number];
+/** The registered account types (src/credentials/index.ts). */
+export const APP_TYPES: readonly string[] = KINDS.accountTypeNames();
+export type AppType = string;
 
-/** One WeChat app the broker manages. */
+/** One account the broker manages (a WeChat app). */
 export interface AppConfig {
   /** The broker's id for the app, used by clients (e.g. "shop"). */
   readonly id: string;
@@ -32,22 +36,19 @@ export interface AppConfig {
   readonly kinds?: readonly CredentialKind[];
 }
 
-/** Which kinds each app type has: mini programs have no JS-SDK or card tickets. */
-const KINDS_BY_TYPE: Readonly<Record<AppType, readonly CredentialKind[]>> = {
-  official_account: ["access_token", "jsapi_ticket", "wx_card_ticket"],
-  mini_program: ["access_token"],
-};
-
 /** The kinds an app of `type` can have at all. */
-export function kindsOfType(type: AppType): readonly CredentialKind[] {
-  return KINDS_BY_TYPE[type];
+export function kindsOfType(type: AppType, kinds: KindRegistry = KINDS): readonly CredentialKind[] {
+  return kinds.kindsOf(type);
 }
 
 /** The configured apps, looked up by the broker's app id. */
 export class AppRegistry {
-  readonly #apps: ReadonlyMap<string, AppConfig>;
+  #apps: ReadonlyMap<string, AppConfig>;
 
-  constructor(apps: readonly AppConfig[]) {
+  constructor(
+    apps: readonly AppConfig[],
+    readonly kinds: KindRegistry = KINDS,
+  ) {
     this.#apps = new Map(apps.map((a) => [a.id, a]));
   }
 
@@ -55,14 +56,45 @@ export class AppRegistry {
     return [...this.#apps.values()];
   }
 
+  /** The app if configured (no kind checks). */
+  find(appId: string): AppConfig | undefined {
+    return this.#apps.get(appId);
+  }
+
+  /** Replaces the configured apps (a config reload); returns what changed. */
+  replace(apps: readonly AppConfig[]): { added: string[]; removed: string[]; changed: string[] } {
+    const next = new Map(apps.map((a) => [a.id, a]));
+    const added = [...next.keys()].filter((id) => !this.#apps.has(id));
+    const removed = [...this.#apps.keys()].filter((id) => !next.has(id));
+    const changed = [...next.keys()].filter((id) => {
+      const old = this.#apps.get(id);
+      return old !== undefined && old !== next.get(id);
+    });
+    this.#apps = next;
+    return { added, removed, changed };
+  }
+
   /** The app, checked to have `kind`; throws the error a caller should see otherwise. */
   resolve(appId: string, kind: CredentialKind): AppConfig {
+    return this.resolveKind(appId, kind).app;
+  }
+
+  /** The app and kind spec of `key`, with its subject checked against the kind. */
+  resolveKey(key: CredentialKey): { app: AppConfig; spec: CredentialKindSpec } {
+    const resolved = this.resolveKind(key.appId, key.kind);
+    checkSubject(resolved.spec, key);
+    return resolved;
+  }
+
+  resolveKind(appId: string, kind: CredentialKind): { app: AppConfig; spec: CredentialKindSpec } {
     const app = this.#apps.get(appId);
     if (!app) throw new UnknownAppError(appId);
-    const kinds = KINDS_BY_TYPE[app.type];
-    if (!kinds.includes(kind)) {
+    const spec = this.kinds.get(kind);
+    const offered = this.kinds.kindsOf(app.type);
+    if (!spec || !offered.includes(kind)) {
+      const label = this.kinds.accountType(app.type)?.label ?? app.type;
       throw new InvalidArgumentError(
-        `app '${appId}' is a ${app.type.replace("_", " ")}, which has no ${kind}; it has: ${kinds.join(", ")}`,
+        `app '${appId}' is a ${label}, which has no ${kind}; it has: ${offered.join(", ")}`,
       );
     }
     if (app.kinds && !app.kinds.includes(kind)) {
@@ -71,6 +103,21 @@ export class AppRegistry {
           `in apps[].kinds. If the account has WeChat's permission for it, add ${kind} there`,
       );
     }
-    return app;
+    return { app, spec };
   }
+}
+
+function checkSubject(spec: CredentialKindSpec, key: CredentialKey): void {
+  if (spec.subject === "none") {
+    if (key.subject !== undefined)
+      throw new InvalidArgumentError(
+        `subject must be empty for ${spec.name}: it is one credential per app, not per user or tenant`,
+      );
+    return;
+  }
+  const what = spec.subject === "openid" ? "the user's openid" : "the authorizer's appid";
+  if (key.subject === undefined)
+    throw new InvalidArgumentError(`subject is required for ${spec.name}: set it to ${what}`);
+  if (!SUBJECT_PATTERN.test(key.subject))
+    throw new InvalidArgumentError(`subject must be ${what}: 1-128 letters, digits, '_' or '-'`);
 }

@@ -1,7 +1,7 @@
+import type { CredentialKey, StoredCredential } from "../core/credential.js";
+import type { CredentialKindSpec } from "../core/kind.js";
 import type { BrokerError } from "../shared/errors.js";
 import { fingerprint } from "../shared/fingerprint.js";
-import type { CredentialKey, StoredCredential } from "./credential.js";
-import type { RefreshReason } from "./refresher.js";
 
 /** Evidence that someone outside this broker fetches tokens for an app. */
 export interface ForeignRefreshEvidence {
@@ -35,21 +35,31 @@ export interface RefreshEvents {
   foreignRefresh?(key: CredentialKey, evidence: ForeignRefreshEvidence): void;
 }
 
+/** Why a refresh ran. */
+export type RefreshReason =
+  | "cold"
+  | "expired"
+  | "scheduled"
+  | "invalidate"
+  | "ticket-dependency"
+  | "force";
+
 /**
- * Our current access token was rejected as "not latest" (40001/40014) long
- * before its own refresh was due. Only another fetch for the appid does that:
+ * Our current value of a rotating kind was rejected as superseded (for an
+ * access token: 40001/40014) long before its own refresh was due. Only
+ * another fetch for the appid does that:
  * some other party (an old deployment, a tool, a second broker) is fetching
  * tokens and will keep breaking this fleet's token. Returns the evidence, or
  * undefined when the report does not show that.
  */
 export function foreignRefreshEvidence(
-  kind: string,
+  spec: CredentialKindSpec,
   rejected: StoredCredential,
   errcode: number,
   now: number,
   marginMs: number,
 ): ForeignRefreshEvidence | undefined {
-  if (kind !== "access_token" || (errcode !== 40001 && errcode !== 40014)) return undefined;
+  if (!spec.rotation?.supersededErrcodes.includes(errcode)) return undefined;
   const remainingMs = rejected.expiresAt - now;
   if (remainingMs <= marginMs) return undefined; // near its end anyway
   return {

@@ -1,4 +1,5 @@
-import type { CredentialKind, StoredCredential } from "./credential.js";
+import type { StoredCredential } from "../core/credential.js";
+import type { CredentialKindSpec, KindAccount, KindMargins } from "../core/kind.js";
 
 /**
  * When to refresh and when a cached credential may still be handed out.
@@ -48,64 +49,87 @@ export const DEFAULT_REFRESH_POLICY: RefreshPolicy = Object.freeze({
 
 export type TokenMode = "classic" | "stable";
 
+/**
+ * One credential's rules: its kind's margins on this account, the broker's
+ * policy, and how its fetch treats the value it replaces. Pure functions of
+ * the credential, the time and (for jitter) a random number.
+ */
+export class CredentialRules {
+  readonly margins: KindMargins;
+  /** Every fetch of this credential ends the previous value `overlapMs` later (classic tokens). */
+  readonly rotatesOnEveryFetch: boolean;
+
+  constructor(
+    readonly spec: CredentialKindSpec,
+    readonly account: KindAccount,
+    readonly policy: RefreshPolicy,
+  ) {
+    this.margins = spec.margins(account, policy);
+    this.rotatesOnEveryFetch = spec.rotation?.onEveryFetch(account) ?? false;
+  }
+
+  /** How close to expiry a credential stops being handed out. */
+  safetyMs(c: StoredCredential): number {
+    return Math.min(this.margins.minRemainingMs, lifetimeMs(c) * 0.05);
+  }
+
+  /** True when the credential may be handed out at `now`. */
+  isServable(c: StoredCredential, now: number): boolean {
+    return c.expiresAt - this.safetyMs(c) > now;
+  }
+
+  /**
+   * When to refresh proactively: `margin` before expiry, minus up to
+   * `jitterRatio × margin` at random (`random` in [0, 1)).
+   */
+  refreshAt(c: StoredCredential, random: number): number {
+    const margin = Math.min(
+      this.margins.refreshMarginMs,
+      lifetimeMs(c) * this.policy.maxMarginRatio,
+    );
+    // Whole milliseconds: due times end up in protobuf Timestamps.
+    return Math.floor(c.expiresAt - margin - margin * this.policy.jitterRatio * random);
+  }
+
+  /**
+   * The end of a credential's life as told to clients (§12 C3). A classic
+   * token dies 300 s after the next fetch of /cgi-bin/token, and the broker
+   * fetches at its own refresh time `rotationAt` (refreshAt) or, if that has
+   * passed without a rotation, at any moment from `now` on. So its end is
+   * min(expiry, max(rotationAt, now) + overlap). Credentials not ended by the
+   * broker's next fetch keep their expiry.
+   */
+  reportedExpiresAt(c: StoredCredential, rotationAt: number, now: number): number {
+    const overlapMs = this.spec.rotation?.overlapMs;
+    if (!this.rotatesOnEveryFetch || overlapMs === undefined) return c.expiresAt;
+    return Math.min(c.expiresAt, Math.max(rotationAt, now) + overlapMs);
+  }
+
+  /** Until when the value a fetch at `fetchedAt` replaced keeps working at WeChat. */
+  replacedValidUntil(replaced: StoredCredential, fetchedAt: number): number {
+    const overlapMs = this.spec.rotation?.overlapMs;
+    return overlapMs === undefined
+      ? replaced.expiresAt
+      : Math.min(replaced.expiresAt, fetchedAt + overlapMs);
+  }
+
+  /**
+   * When to try again after WeChat returned the value already stored. Tickets
+   * are re-issued only near expiry, so wait until the credential stops being
+   * servable; a stable token asked too early halves the distance to its end,
+   * converging on its rotation window. Never less than the first retry delay.
+   */
+  nextAttemptAfterSameValue(c: StoredCredential, now: number): number {
+    const unservableAt = c.expiresAt - this.safetyMs(c);
+    if (this.spec.sameValueRetry === "converge") {
+      return Math.floor(Math.max(now + this.policy.retryInitialMs, now + (unservableAt - now) / 2));
+    }
+    return Math.max(now + this.policy.retryInitialMs, unservableAt);
+  }
+}
+
 function lifetimeMs(c: StoredCredential): number {
   return Math.max(0, c.expiresAt - c.fetchedAt);
-}
-
-/** How close to expiry a credential stops being handed out. */
-export function safetyMs(c: StoredCredential, kind: CredentialKind, policy: RefreshPolicy): number {
-  if (kind !== "access_token") return Math.min(policy.ticketMinRemainingMs, lifetimeMs(c) * 0.05);
-  return Math.min(policy.minRemainingMs, lifetimeMs(c) * 0.05);
-}
-
-/** True when the credential may be handed out at `now`. */
-export function isServable(
-  c: StoredCredential,
-  kind: CredentialKind,
-  now: number,
-  policy: RefreshPolicy,
-): boolean {
-  return c.expiresAt - safetyMs(c, kind, policy) > now;
-}
-
-/**
- * When to refresh proactively: `margin` before expiry, minus up to
- * `jitterRatio × margin` at random (`random` in [0, 1)).
- */
-export function refreshAt(
-  c: StoredCredential,
-  kind: CredentialKind,
-  mode: TokenMode,
-  policy: RefreshPolicy,
-  random: number,
-): number {
-  const configured =
-    kind === "access_token" && mode === "stable" ? policy.stableMarginMs : policy.marginMs;
-  const margin = Math.min(configured, lifetimeMs(c) * policy.maxMarginRatio);
-  // Whole milliseconds: due times end up in protobuf Timestamps.
-  return Math.floor(c.expiresAt - margin - margin * policy.jitterRatio * random);
-}
-
-/** WeChat keeps a replaced classic token working this long after the next fetch (facts R7). */
-const CLASSIC_OVERLAP_MS = 300_000;
-
-/**
- * The end of a credential's life as told to clients (§12 C3). A classic
- * token dies 300 s after the next fetch of /cgi-bin/token, and the broker
- * fetches at its own refresh time `rotationAt` (refreshAt) or, if that has
- * passed without a rotation, at any moment from `now` on. So its end is
- * min(expiry, max(rotationAt, now) + 300 s). Stable tokens and tickets are
- * not killed by the broker's next fetch: their expiry stands.
- */
-export function reportedExpiresAt(
-  c: StoredCredential,
-  kind: CredentialKind,
-  mode: TokenMode,
-  rotationAt: number,
-  now: number,
-): number {
-  if (kind !== "access_token" || mode !== "classic") return c.expiresAt;
-  return Math.min(c.expiresAt, Math.max(rotationAt, now) + CLASSIC_OVERLAP_MS);
 }
 
 /** Delay before retry number `attempt` (1-based) of a failed refresh, with ±20% jitter. */
@@ -119,24 +143,4 @@ export function retryDelayMs(
     ? policy.slowRetryMs
     : Math.min(policy.retryMaxMs, policy.retryInitialMs * 2 ** Math.max(0, attempt - 1));
   return Math.round(base * (0.8 + 0.4 * random));
-}
-
-/**
- * When to try again after WeChat returned the value already stored. Tickets
- * (and stable tokens outside their rotation window) are re-issued only near
- * expiry, so wait until the credential stops being servable, but never less
- * than the first retry delay.
- */
-export function nextAttemptAfterSameValue(
-  c: StoredCredential,
-  kind: CredentialKind,
-  now: number,
-  policy: RefreshPolicy,
-): number {
-  const unservableAt = c.expiresAt - safetyMs(c, kind, policy);
-  if (kind === "access_token") {
-    // Stable token asked too early: halve the distance to the end, converging on its rotation window.
-    return Math.floor(Math.max(now + policy.retryInitialMs, now + (unservableAt - now) / 2));
-  }
-  return Math.max(now + policy.retryInitialMs, unservableAt);
 }

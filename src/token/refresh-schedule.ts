@@ -1,19 +1,19 @@
+import {
+  type CredentialKey,
+  keyId,
+  parseKeyId,
+  type StoredCredential,
+} from "../core/credential.js";
+import type { DueQueue } from "../core/ports/due-queue.js";
+import type { TokenStore } from "../core/ports/token-store.js";
 import type { Clock } from "../shared/clock.js";
 import type { Logger } from "../shared/logger.js";
-import type { DueQueue } from "../store/due-queue.js";
-import type { TokenStore } from "../store/token-store.js";
-import type { AppConfig, AppRegistry } from "./app.js";
-import { type CredentialKey, keyId, parseKeyId, type StoredCredential } from "./credential.js";
-import {
-  nextAttemptAfterSameValue,
-  type RefreshPolicy,
-  refreshAt,
-  retryDelayMs,
-} from "./refresh-policy.js";
+import { type RefreshPolicy, retryDelayMs } from "./refresh-policy.js";
 import type { Refresher } from "./refresher.js";
+import type { Resolved, RulesBook } from "./rules-book.js";
 
 export interface RefreshScheduleOptions {
-  apps: AppRegistry;
+  rules: RulesBook;
   refresher: Refresher;
   store: TokenStore;
   queue: DueQueue;
@@ -41,10 +41,13 @@ export class RefreshSchedule {
   readonly #retries = new Map<string, number>();
   #closed = false;
 
-  constructor(private readonly o: RefreshScheduleOptions) {
-    o.queue.start((id) => {
+  constructor(private readonly o: RefreshScheduleOptions) {}
+
+  /** Starts taking due refreshes from the queue (no I/O before this). */
+  start(): void {
+    this.o.queue.start((id) => {
       this.#onDue(id).catch((err: unknown) =>
-        o.logger.error({ err, id }, "scheduled refresh crashed"),
+        this.o.logger.error({ err, id }, "scheduled refresh crashed"),
       );
     });
   }
@@ -75,23 +78,15 @@ export class RefreshSchedule {
   }
 
   #refreshAt(key: CredentialKey, c: StoredCredential): number | undefined {
-    const app = this.#app(key);
-    if (!app) return undefined;
-    return refreshAt(
-      c,
-      key.kind,
-      app.tokenMode,
-      this.o.policy,
-      this.o.jitter(keyId(key), c.version),
-    );
+    const resolved = this.#resolve(key);
+    if (!resolved) return undefined;
+    return resolved.rules.refreshAt(c, this.o.jitter(keyId(key), c.version));
   }
 
-  #app(key: CredentialKey): AppConfig | undefined {
-    try {
-      return this.o.apps.resolve(key.appId, key.kind);
-    } catch {
-      return undefined; // a credential of an app no longer configured is never refreshed
-    }
+  /** A credential of an app no longer configured, or of an on-demand kind, is never planned. */
+  #resolve(key: CredentialKey): Resolved | undefined {
+    const resolved = this.o.rules.find(key);
+    return resolved?.rules.spec.proactive ? resolved : undefined;
   }
 
   #plan(id: string, at: number, ifAbsent: boolean): void {
@@ -103,8 +98,8 @@ export class RefreshSchedule {
 
   async #onDue(id: string): Promise<void> {
     const key = parseKeyId(id);
-    const app = key && this.#app(key);
-    if (!key || !app || this.#closed) {
+    const resolved = key && this.#resolve(key);
+    if (!key || !resolved || this.#closed) {
       await this.o.queue.release(id);
       return;
     }
@@ -120,7 +115,7 @@ export class RefreshSchedule {
         return;
       }
       const result = await this.o.refresher.run({
-        app,
+        rules: resolved.rules,
         key,
         reason: "scheduled",
         ifVersion: current.version,
@@ -130,7 +125,7 @@ export class RefreshSchedule {
         this.#retries.delete(id);
         next = result.credential ? this.#refreshAt(key, result.credential) : undefined;
       } else if (result.fetched && result.credential) {
-        next = nextAttemptAfterSameValue(result.credential, key.kind, clock.now(), policy);
+        next = resolved.rules.nextAttemptAfterSameValue(result.credential, clock.now());
       } else if (result.credential) {
         this.o.onNewer(key, result.credential);
         next = this.#refreshAt(key, result.credential);

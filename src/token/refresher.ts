@@ -1,40 +1,32 @@
-import type { Clock } from "../shared/clock.js";
-import { type BrokerError, UpstreamUnavailableError } from "../shared/errors.js";
-import { fingerprint } from "../shared/fingerprint.js";
-import type { Logger } from "../shared/logger.js";
-import type { Lease, RefreshLock } from "../store/refresh-lock.js";
-import { isStoreUnavailable } from "../store/store-unavailable.js";
-import type { CredentialUpdate, TokenStore } from "../store/token-store.js";
-import { UpstreamError } from "../upstream/upstream-error.js";
-import { ReportShareUsedError } from "../upstream/upstream-guard.js";
-import type { AppConfig } from "./app.js";
 import {
   type CredentialKey,
   describeKey,
   keyId,
   MAX_CREDENTIAL_LIFETIME_MS,
   type StoredCredential,
-} from "./credential.js";
-import type { CredentialFetcher } from "./credential-fetcher.js";
-import type { RefreshEvents } from "./refresh-events.js";
-import { isServable, type RefreshPolicy } from "./refresh-policy.js";
+} from "../core/credential.js";
+import type { FetchedCredential } from "../core/kind.js";
+import type { Lease, RefreshLock } from "../core/ports/refresh-lock.js";
+import type { CredentialUpdate, TokenStore } from "../core/ports/token-store.js";
+import type { Clock } from "../shared/clock.js";
+import { type BrokerError, UpstreamUnavailableError } from "../shared/errors.js";
+import { fingerprint } from "../shared/fingerprint.js";
+import type { Logger } from "../shared/logger.js";
+import { isStoreUnavailable } from "../store/store-unavailable.js";
+import { UpstreamError } from "../upstream/upstream-error.js";
+import { ReportShareUsedError } from "../upstream/upstream-guard.js";
+import type { KindFetcher } from "./kind-fetcher.js";
+import type { RefreshEvents, RefreshReason } from "./refresh-events.js";
+import type { CredentialRules, RefreshPolicy } from "./refresh-policy.js";
 import { SingleFlight } from "./single-flight.js";
 import { toBrokerError } from "./to-broker-error.js";
 import { watchWrites } from "./write-watch.js";
 
-/** WeChat keeps a replaced access token working this long (facts §1). */
-export const ROTATION_OVERLAP_MS = 300_000;
-
-export type RefreshReason =
-  | "cold"
-  | "expired"
-  | "scheduled"
-  | "invalidate"
-  | "ticket-dependency"
-  | "force";
+export type { RefreshReason };
 
 export interface RefreshRequest {
-  readonly app: AppConfig;
+  /** The credential's kind and account rules. */
+  readonly rules: CredentialRules;
   readonly key: CredentialKey;
   readonly reason: RefreshReason;
   /** Compare-and-refresh: fetch only if the stored value is still this. */
@@ -62,7 +54,7 @@ export interface RefreshOutcome {
 
 export interface RefresherOptions {
   store: TokenStore;
-  fetcher: CredentialFetcher;
+  fetcher: KindFetcher;
   clock: Clock;
   policy: RefreshPolicy;
   logger: Logger;
@@ -236,11 +228,7 @@ export class Refresher {
   #preconditionHolds(r: RefreshRequest, current: StoredCredential | undefined): boolean {
     if (r.ifValue !== undefined && current?.value !== r.ifValue) return false;
     if (r.ifVersion !== undefined && (current?.version ?? 0) !== r.ifVersion) return false;
-    if (
-      r.unlessServable &&
-      current &&
-      isServable(current, r.key.kind, this.o.clock.now(), this.o.policy)
-    ) {
+    if (r.unlessServable && current && r.rules.isServable(current, this.o.clock.now())) {
       return false;
     }
     return true;
@@ -258,16 +246,17 @@ export class Refresher {
     const { clock, policy, logger } = this.o;
     const startedAt = clock.now();
     const log = logger.child({ app: r.key.appId, kind: r.key.kind, reason: r.reason });
-    let fetched: Awaited<ReturnType<CredentialFetcher["fetch"]>>;
+    let fetched: FetchedCredential;
     try {
-      fetched = await this.o.fetcher.fetch(
-        r.app,
-        r.key.kind,
-        AbortSignal.any([this.o.signal, lease.signal]),
-        r.reason !== "scheduled",
-        r.force === true,
-        r.reason === "invalidate" ? "report" : "any",
-      );
+      fetched = await this.o.fetcher.fetch({
+        rules: r.rules,
+        key: r.key,
+        current,
+        signal: AbortSignal.any([this.o.signal, lease.signal]),
+        retries: r.reason !== "scheduled",
+        force: r.force === true,
+        purpose: r.reason === "invalidate" ? "report" : "any",
+      });
       // A lost lease means another replica may be refreshing: do not write.
       if (lease.signal.aborted) throw lease.signal.reason;
     } catch (err) {
@@ -308,7 +297,7 @@ export class Refresher {
     this.#failures.delete(keyId(r.key));
     this.#lastFailure.delete(keyId(r.key));
 
-    if (current && fetched.value === current.value) {
+    if (current && fetched.value === current.value && fetched.state === undefined) {
       log.info(
         { version: current.version, fingerprint: fingerprint(current.value) },
         "WeChat returned the current value",
@@ -321,16 +310,18 @@ export class Refresher {
     // Capped at what WeChat issues: the store refuses a record claiming more.
     const expiresAt =
       startedAt + Math.min(fetched.expiresInSeconds * 1000, MAX_CREDENTIAL_LIFETIME_MS);
-    const previousValidUntil = current
-      ? r.key.kind === "access_token"
-        ? Math.min(current.expiresAt, startedAt + ROTATION_OVERLAP_MS)
-        : current.expiresAt
-      : undefined;
+    const previousValidUntil =
+      current && current.value !== fetched.value
+        ? r.rules.replacedValidUntil(current, startedAt)
+        : undefined;
+    // A kind's state (a refresh token) is kept unless its fetch returned a new one.
+    const state = fetched.state ?? current?.state;
     const next = {
       value: fetched.value,
       fetchedAt: startedAt,
       expiresAt,
       ...(previousValidUntil === undefined ? {} : { previousValidUntil }),
+      ...(state === undefined ? {} : { state }),
     };
     // Numbered above what this replica remembers: a store that restarted
     // empty must not give this value the version of an older one.

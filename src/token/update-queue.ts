@@ -1,7 +1,9 @@
 /**
  * A per-subscriber FIFO of updates that a consumer awaits one at a time.
  * Credentials change about once an hour, so the queue stays tiny; the bound
- * only protects memory from a consumer that stopped reading entirely.
+ * only protects memory from a consumer that stopped reading entirely. A
+ * consumer that falls behind by the bound is resynchronised: the backlog is
+ * dropped and the newest update kept, so it never ends on a stale version.
  *
  * The queue is bound to its consumer's signal once: a refresh wakes 10,000
  * waiting watchers at once, and adding and removing an abort listener per
@@ -10,7 +12,7 @@
 export class UpdateQueue<T> {
   readonly #items: T[] = [];
   #waiter: { resolve(item: T): void; reject(reason: unknown): void } | undefined;
-  #overflowed = false;
+  #resyncs = 0;
   readonly #signal: AbortSignal;
   readonly #onAbort = () => {
     const w = this.#waiter;
@@ -34,15 +36,16 @@ export class UpdateQueue<T> {
       return;
     }
     if (this.#items.length >= this.limit) {
-      this.#overflowed = true;
-      return;
+      // Only the newest update matters to a credential watcher: skip to it.
+      this.#items.length = 0;
+      this.#resyncs++;
     }
     this.#items.push(item);
   }
 
-  /** True once an item was dropped because the consumer fell behind by `limit`. */
-  get overflowed(): boolean {
-    return this.#overflowed;
+  /** How often the consumer fell behind by `limit` and was moved to the newest update. */
+  get resyncs(): number {
+    return this.#resyncs;
   }
 
   /** The next item; rejects with the signal's reason once it aborts. One waiter at a time. */

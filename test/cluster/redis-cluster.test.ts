@@ -1,7 +1,8 @@
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { KINDS } from "../../src/credentials/index.js";
 import { keyId } from "../../src/token/credential.js";
-import { DEFAULT_REFRESH_POLICY, refreshAt } from "../../src/token/refresh-policy.js";
+import { CredentialRules, DEFAULT_REFRESH_POLICY } from "../../src/token/refresh-policy.js";
 import { versionJitter } from "../../src/token/refresh-schedule.js";
 import { type ClusterSetup, startClusterSetup } from "../helpers/redis-topologies.js";
 import { CLASSIC, STABLE, startReplicas } from "../helpers/replica-harness.js";
@@ -142,13 +143,17 @@ describe("three replicas sharing a three-master Redis Cluster", () => {
         for (let v = 1; v < writes.length; v++) {
           const prev = writes[v - 1] as (typeof writes)[number];
           const next = writes[v] as (typeof writes)[number];
-          const due = refreshAt(
-            { ...prev, value: "" },
-            c.kind,
-            c.mode,
+          const due = new CredentialRules(
+            KINDS.spec(c.kind),
+            {
+              id: c.appId,
+              type: "official_account",
+              appid: "",
+              secret: { reveal: () => "" },
+              tokenMode: c.mode,
+            },
             DEFAULT_REFRESH_POLICY,
-            versionJitter(keyId(c), prev.version),
-          );
+          ).refreshAt({ ...prev, value: "" }, versionJitter(keyId(c), prev.version));
           expect(next.fetchedAt, `${keyId(c)} v${next.version}`).toBeGreaterThanOrEqual(due);
           // Tokens: at the first poll after the due time (a poll comes every 27-33 s of fake
           // time after the previous one finished, which can be a step later, and its refresh

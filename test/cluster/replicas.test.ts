@@ -105,6 +105,6 @@ describe("three replicas sharing Redis", () => {
     }
     await watching;
     expect(seen.map((e) => e.credential.version)).toEqual([1, 2, 3, 4, 5, 6]);
-    expect(seen.slice(1).every((e) => e.previousValidUntil !== undefined)).toBe(true);
+    expect(seen.slice(1).every((e) => e.credential.previousValidUntil !== undefined)).toBe(true);
   });
 });

@@ -63,7 +63,7 @@ describe("three replicas sharing Redis through Sentinel", () => {
     await done;
     expect(seen.map((e) => e.credential.version)).toEqual([1, 2]);
     expect(seen[1]?.credential.value).toBe(result.credential.value);
-    expect(seen[1]?.previousValidUntil).toBeDefined();
+    expect(seen[1]?.credential.previousValidUntil).toBeDefined();
     expect(h.calls(TOKEN)).toBe(2);
     expect(h.emulator.control.checkToken(result.credential.value).valid).toBe(true);
   });

@@ -1,12 +1,25 @@
 import { describe, expect, it } from "vitest";
-import type { StoredCredential } from "../../src/token/credential.js";
+import type { StoredCredential } from "../../src/core/credential.js";
+import { KINDS } from "../../src/credentials/index.js";
 import {
-  isServable,
-  nextAttemptAfterSameValue,
+  CredentialRules,
   DEFAULT_REFRESH_POLICY as P,
-  refreshAt,
   retryDelayMs,
 } from "../../src/token/refresh-policy.js";
+
+/** The rules of `kind` on an official account using `mode` tokens. */
+const rules = (kind: string, mode: "classic" | "stable" = "classic") =>
+  new CredentialRules(
+    KINDS.spec(kind),
+    {
+      id: "shop",
+      type: "official_account",
+      appid: "wx1",
+      secret: { reveal: () => "s" },
+      tokenMode: mode,
+    },
+    P,
+  );
 
 const H2 = 7_200_000;
 const cred = (fetchedAt: number, lifetimeMs: number): StoredCredential => ({
@@ -25,33 +38,33 @@ describe("isServable", () => {
     ["60 s token, exactly 3 s left", 60_000, 60_000 - 3_000, false],
     ["expired", H2, H2 + 1, false],
   ])("%s", (_name, lifetime, at, expected) => {
-    expect(isServable(cred(0, lifetime), "access_token", at, P)).toBe(expected);
+    expect(rules("access_token").isServable(cred(0, lifetime), at)).toBe(expected);
   });
 
   it("hands tickets out until 1 s before expiry", () => {
-    expect(isServable(cred(0, H2), "jsapi_ticket", H2 - 1_001, P)).toBe(true);
-    expect(isServable(cred(0, H2), "jsapi_ticket", H2 - 1_000, P)).toBe(false);
+    expect(rules("jsapi_ticket").isServable(cred(0, H2), H2 - 1_001)).toBe(true);
+    expect(rules("jsapi_ticket").isServable(cred(0, H2), H2 - 1_000)).toBe(false);
   });
 });
 
 describe("refreshAt", () => {
   it("refreshes a classic token 10 minutes before expiry, earlier by up to 20% jitter", () => {
     const c = cred(0, H2);
-    expect(refreshAt(c, "access_token", "classic", P, 0)).toBe(H2 - 600_000);
-    expect(refreshAt(c, "access_token", "classic", P, 0.999999)).toBeCloseTo(H2 - 720_000, -1);
+    expect(rules("access_token", "classic").refreshAt(c, 0)).toBe(H2 - 600_000);
+    expect(rules("access_token", "classic").refreshAt(c, 0.999999)).toBeCloseTo(H2 - 720_000, -1);
   });
 
   it("refreshes a stable token inside WeChat's last-5-minutes rotation window", () => {
     const c = cred(0, H2);
     for (const r of [0, 0.5, 0.999999]) {
-      const left = H2 - refreshAt(c, "access_token", "stable", P, r);
+      const left = H2 - rules("access_token", "stable").refreshAt(c, r);
       expect(left).toBeGreaterThanOrEqual(240_000);
       expect(left).toBeLessThan(300_000);
     }
   });
 
   it("caps the margin at a quarter of short lifetimes", () => {
-    expect(refreshAt(cred(1000, 60_000), "access_token", "classic", P, 0)).toBe(1000 + 45_000);
+    expect(rules("access_token", "classic").refreshAt(cred(1000, 60_000), 0)).toBe(1000 + 45_000);
   });
 });
 
@@ -71,11 +84,11 @@ describe("retryDelayMs", () => {
 
 describe("nextAttemptAfterSameValue", () => {
   it("waits for a ticket to become unservable before asking again", () => {
-    expect(nextAttemptAfterSameValue(cred(0, H2), "jsapi_ticket", 100_000, P)).toBe(H2 - 1000);
+    expect(rules("jsapi_ticket").nextAttemptAfterSameValue(cred(0, H2), 100_000)).toBe(H2 - 1000);
   });
   it("halves the distance for an access token, but waits at least the first retry delay", () => {
-    expect(nextAttemptAfterSameValue(cred(0, H2), "access_token", 0, P)).toBe((H2 - 30_000) / 2);
-    expect(nextAttemptAfterSameValue(cred(0, H2), "access_token", H2 - 30_500, P)).toBe(
+    expect(rules("access_token").nextAttemptAfterSameValue(cred(0, H2), 0)).toBe((H2 - 30_000) / 2);
+    expect(rules("access_token").nextAttemptAfterSameValue(cred(0, H2), H2 - 30_500)).toBe(
       H2 - 30_500 + 1000,
     );
   });

@@ -24,12 +24,14 @@ describe("UpdateQueue", () => {
     await expect(q.next()).rejects.toBe(reason);
   });
 
-  it("drops items beyond its limit and says so", async () => {
+  it("resynchronises a consumer that fell behind to the newest item, never leaving it stale", async () => {
     const q = new UpdateQueue<number>(new AbortController().signal, 2);
     for (let i = 0; i < 5; i++) q.push(i);
-    expect(q.overflowed).toBe(true);
-    expect(await q.next()).toBe(0);
-    expect(await q.next()).toBe(1);
+    // Backlogs of 2 were dropped twice; the newest update is always kept.
+    expect(q.resyncs).toBe(2);
+    expect(await q.next()).toBe(4);
+    q.push(5);
+    expect(await q.next()).toBe(5);
   });
 
   it("stops listening to the signal once closed", async () => {

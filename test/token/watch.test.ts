@@ -35,9 +35,9 @@ describe("watch", () => {
     }
     const events = await watching;
     expect(events.map((e) => e.credential.version)).toEqual([1, 2, 3, 4]);
-    expect(events[0]?.previousValidUntil).toBeUndefined();
+    expect(events[0]?.credential.previousValidUntil).toBeUndefined();
     for (const e of events.slice(1))
-      expect(e.previousValidUntil).toBe(e.credential.fetchedAt + 300_000);
+      expect(e.credential.previousValidUntil).toBe(e.credential.fetchedAt + 300_000);
     expect(h.manager.watcherCount).toBe(0);
   });
 

@@ -1,4 +1,4 @@
-import type { Clock } from "../shared/clock.js";
+import type { Clock } from "./clock.js";
 
 /**
  * At most one pending timer per id on an injected clock. Setting a new time
