@@ -23,7 +23,7 @@ export interface RedisDueQueueOptions {
   random?: () => number;
 }
 
-export const DUE_QUEUE_DEFAULTS = Object.freeze({
+const DUE_QUEUE_DEFAULTS = Object.freeze({
   pollMs: 1000,
   claimTtlMs: 60_000,
   batchLimit: 100,

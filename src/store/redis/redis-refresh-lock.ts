@@ -22,7 +22,7 @@ export interface RedisRefreshLockOptions {
   ttlMs?: number;
 }
 
-export const REFRESH_LOCK_DEFAULTS = Object.freeze({ ttlMs: 30_000 });
+const REFRESH_LOCK_DEFAULTS = Object.freeze({ ttlMs: 30_000 });
 const MIN_TTL_MS = 100;
 const MAX_TTL_MS = 120_000;
 
