@@ -1,7 +1,7 @@
 import { Code } from "@connectrpc/connect";
 import { afterEach, describe, expect, it } from "vitest";
-import { toConnectError } from "../../src/shared/to-connect-error.js";
 import { UpstreamConfigError } from "../../src/shared/errors.js";
+import { toConnectError } from "../../src/shared/to-connect-error.js";
 import {
   never,
   OA,

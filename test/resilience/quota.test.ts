@@ -1,8 +1,8 @@
 import { Code } from "@connectrpc/connect";
 import { afterEach, describe, expect, it } from "vitest";
 import { nextChinaDay } from "../../src/quota/index.js";
-import { toConnectError } from "../../src/shared/to-connect-error.js";
 import { QuotaExhaustedError } from "../../src/shared/errors.js";
+import { toConnectError } from "../../src/shared/to-connect-error.js";
 import {
   never,
   OA,

@@ -1,11 +1,11 @@
 import { Code } from "@connectrpc/connect";
 import { afterEach, describe, expect, it } from "vitest";
-import { toConnectError } from "../../src/shared/to-connect-error.js";
 import {
   QuotaExhaustedError,
   UpstreamConfigError,
   UpstreamRejectedError,
 } from "../../src/shared/errors.js";
+import { toConnectError } from "../../src/shared/to-connect-error.js";
 import {
   never,
   OA,
