@@ -5,7 +5,8 @@ import { RefusalLog } from "../security/refusal-log.js";
 import { systemClock } from "../shared/clock.js";
 import type { Logger } from "../shared/logger.js";
 import type { AcceptGate } from "./accept-gate.js";
-import { createConnectHandler, type NodeHandler } from "./connect-handler.js";
+import { createConnectHandler } from "./connect-handler.js";
+import { destroyWhenIdle, whenRequestStalls } from "./connection-timers.js";
 import { withCors } from "./cors.js";
 import { withGrpcJsMessageEncoding } from "./grpc-message.js";
 import {
@@ -17,6 +18,7 @@ import {
 } from "./grpc-server.js";
 import type { HealthStatus } from "./health.js";
 import type { ServiceRegistration } from "./registration.js";
+import { refuseWhenClosing, rejectMalformed } from "./request-guards.js";
 import { gracefulCloser, ShutdownSignals } from "./shutdown.js";
 import { type SniffedProtocol, sniffProtocol } from "./sniff.js";
 import { loadTlsMaterial, ReloadingTlsFiles, type TlsOptions } from "./tls.js";
@@ -244,116 +246,4 @@ export async function startConnectServer(options: ConnectServerOptions): Promise
     },
   });
   return { port, url, close };
-}
-
-/**
- * Destroys `session` once it has had no open stream for `idleMs`. A session
- * with an open stream (e.g. a quiet WatchToken) is never touched.
- */
-function destroyWhenIdle(session: http2.ServerHttp2Session, idleMs: number): void {
-  let open = 0;
-  session.on("stream", (stream) => {
-    open++;
-    stream.once("close", () => {
-      open--;
-    });
-  });
-  session.setTimeout(idleMs, () => {
-    if (open === 0) session.destroy();
-  });
-}
-
-/**
- * connect-node throws synchronously, inside the http server's "request"
- * listener, when it cannot tell a request's authority (an HTTP/1.0 request or
- * a bare request line without Host): uncaught, that would end the process.
- * Such requests get 400 here, and any other synchronous throw is answered
- * instead of crashing.
- */
-function rejectMalformed(handler: NodeHandler, logger: Logger): NodeHandler {
-  const badRequest = (
-    req: Parameters<NodeHandler>[0],
-    res: Parameters<NodeHandler>[1],
-    message: string,
-  ) => {
-    if (!res.headersSent) {
-      // "Connection" is an HTTP/1 header; HTTP/2 forbids it.
-      const close = "stream" in req ? {} : { Connection: "close" };
-      res.writeHead(400, { "content-type": "text/plain; charset=utf-8", ...close });
-    }
-    res.end(`${message}\n`);
-  };
-  return (req, res) => {
-    dropUnrepresentableDeadline(req.headers);
-    if (!("stream" in req) && !req.headers.host) {
-      badRequest(req, res, "a Host header is required");
-      return;
-    }
-    try {
-      handler(req, res);
-    } catch (err) {
-      logger.warn(
-        { err: (err as Error).message, url: req.url?.slice(0, 200) },
-        "malformed request refused",
-      );
-      badRequest(req, res, "malformed request");
-    }
-  };
-}
-
-/** Node timers take at most 2^31-1 ms; connect-node passes larger deadlines on, and Node clamps them to 1 ms. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
-const GRPC_TIMEOUT_UNIT_MS: Readonly<Record<string, number>> = {
-  H: 3_600_000,
-  M: 60_000,
-  S: 1000,
-  m: 1,
-  u: 1e-3,
-  n: 1e-6,
-};
-
-/**
- * A legal deadline longer than about 24.8 days (e.g. grpc-timeout 99999999H)
- * would expire at once inside connect-node; for a token broker it means "no
- * deadline", so the header is dropped.
- */
-function dropUnrepresentableDeadline(headers: Record<string, string | string[] | undefined>): void {
-  const grpc = headers["grpc-timeout"];
-  if (typeof grpc === "string") {
-    const m = /^(\d{1,8})([HMSmun])$/.exec(grpc);
-    if (m && Number(m[1]) * (GRPC_TIMEOUT_UNIT_MS[m[2] ?? ""] ?? 0) > MAX_TIMER_MS)
-      delete headers["grpc-timeout"];
-  }
-  const connect = headers["connect-timeout-ms"];
-  if (typeof connect === "string" && /^\d{1,10}$/.test(connect) && Number(connect) > MAX_TIMER_MS) {
-    delete headers["connect-timeout-ms"];
-  }
-}
-
-/** Requests arriving on an already open HTTP/1.1 connection after close() get 503. */
-function refuseWhenClosing(handler: NodeHandler, isClosing: () => boolean): NodeHandler {
-  return (req, res) => {
-    if (!isClosing() || "stream" in req) {
-      handler(req, res);
-      return;
-    }
-    res.writeHead(503, { Connection: "close" });
-    res.end();
-  };
-}
-
-/**
- * Calls `onStall` unless `request`'s body has been read to its end within
- * `ms` (or the request closed first). Listening for "end" does not consume
- * the body: the handler still reads it.
- */
-function whenRequestStalls(
-  request: http.IncomingMessage | http2.ServerHttp2Stream,
-  ms: number,
-  onStall: () => void,
-): void {
-  const timer = setTimeout(onStall, ms);
-  const clear = () => clearTimeout(timer);
-  request.once("end", clear);
-  request.once("close", clear);
 }
