@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -114,13 +114,12 @@ describe("the Lua script loader", () => {
     writeFileSync(stale, "return 0");
     execFileSync(process.execPath, [join(root, "scripts/copy-lua.mjs"), out], { stdio: "pipe" });
     const list = (dir: string) =>
-      execFileSync("find", [".", "-name", "*.lua"], { cwd: dir, encoding: "utf8" })
-        .split("\n")
-        .filter(Boolean)
+      readdirSync(dir, { recursive: true, encoding: "utf8" })
+        .filter((file) => file.endsWith(".lua"))
         .sort();
     const copied = list(join(out, "src"));
     expect(copied).toEqual(list(join(root, "src")));
-    expect(copied).toContain("./store/redis/lua/includes/publish-credential.lua");
-    expect(copied).not.toContain("./store/redis/lua/credential/renamed-1.lua");
+    expect(copied).toContain("store/redis/lua/includes/publish-credential.lua");
+    expect(copied).not.toContain("store/redis/lua/credential/renamed-1.lua");
   });
 });
