@@ -1,8 +1,5 @@
 import type { z } from "zod";
-import type { Permission } from "../security/index.js";
-import type { ClientPolicy } from "../security/policy.js";
 import type { Frozen } from "../shared/schema.js";
-import type { AppSettings } from "./schema/apps.js";
 import type { configSchema } from "./schema/root.js";
 
 /**
@@ -13,17 +10,9 @@ import type { configSchema } from "./schema/root.js";
 /** The broker's whole configuration, validated and frozen at start-up (and on each reload). */
 export type BrokerConfig = Frozen<z.output<ReturnType<typeof configSchema>>>;
 
-export type ListenAddress = BrokerConfig["listen"]["grpc"];
 export type StoreConfig = BrokerConfig["store"];
 export type SecurityConfig = BrokerConfig["security"];
-export type TlsConfig = NonNullable<SecurityConfig["tls"]>;
-export type MetricsConfig = BrokerConfig["metrics"];
 export type WebhookConfig = BrokerConfig["alerts"]["webhooks"][number];
-/** One app as configured, whichever account type's schema read it. */
-export type AppEntry = Frozen<AppSettings>;
-/** One client of the broker and what it may do. */
-export type ClientConfig = ClientPolicy;
-export type { Permission };
 
 /** A config problem, naming the key at fault (e.g. `apps[1].secret.env`). */
 export class ConfigError extends Error {

@@ -1,4 +1,3 @@
-import type { z } from "zod";
 import { EVEN_WITH_ISSUES, list, reportDuplicates, tagged } from "../../shared/schema.js";
 import { miniProgramSchema } from "./mini-program.js";
 import { officialAccountSchema } from "./official-account.js";
@@ -26,5 +25,3 @@ export function appsSchema(environment: ConfigEnvironment) {
     if (Array.isArray(apps)) reportDuplicates(ctx, apps, "id", (id) => `duplicate app id '${id}'`);
   }, EVEN_WITH_ISSUES);
 }
-
-export type AppSettings = z.output<ReturnType<typeof appsSchema>>[number];

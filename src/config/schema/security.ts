@@ -19,8 +19,6 @@ const tlsSchema = section({
     });
 }, EVEN_WITH_ISSUES);
 
-export type TlsConfig = z.output<typeof tlsSchema>;
-
 /** An AES-256-GCM key for values at rest: 32 random bytes, base64. */
 function encryptionKeySchema(environment: ConfigEnvironment) {
   return section({
@@ -77,5 +75,3 @@ export function securitySchema(environment: ConfigEnvironment) {
       });
   }, EVEN_WITH_ISSUES);
 }
-
-export type SecurityConfig = z.output<ReturnType<typeof securitySchema>>;

@@ -29,5 +29,3 @@ const redis = strictMapping({
 export function storeSchema() {
   return tagged("type", "memory", [memory, redis]);
 }
-
-export type StoreConfig = z.output<ReturnType<typeof storeSchema>>;
