@@ -1,31 +1,24 @@
-import { TokenKind } from "../../gen/tokenbroker/v1/token_service_pb.js";
+import type { TokenKind } from "../../gen/tokenbroker/v1/token_service_pb.js";
+import type { CredentialKind } from "../core/credential.js";
+import { KINDS } from "../credentials/index.js";
 import { InvalidArgumentError } from "../shared/errors.js";
-import type { CredentialKind } from "../token/credential.js";
 
-const TO_DOMAIN: ReadonlyMap<TokenKind, CredentialKind> = new Map([
-  [TokenKind.ACCESS_TOKEN, "access_token"],
-  [TokenKind.JSAPI_TICKET, "jsapi_ticket"],
-  [TokenKind.WX_CARD_TICKET, "wx_card_ticket"],
-]);
-
-const TO_PROTO: ReadonlyMap<CredentialKind, TokenKind> = new Map(
-  [...TO_DOMAIN].map(([p, d]) => [d, p]),
-);
-
-const SUPPORTED = "TOKEN_KIND_ACCESS_TOKEN, TOKEN_KIND_JSAPI_TICKET, TOKEN_KIND_WX_CARD_TICKET";
+/** The proto names of the registered kinds, for messages: TOKEN_KIND_ACCESS_TOKEN, … */
+const SUPPORTED = KINDS.kinds()
+  .map((k) => `TOKEN_KIND_${k.name.toUpperCase()}`)
+  .join(", ");
 
 /** The domain kind of a request's `kind`, or the error the caller should see. */
 export function kindFromProto(kind: TokenKind): CredentialKind {
-  if (kind === TokenKind.UNSPECIFIED)
-    throw new InvalidArgumentError(`kind is required: one of ${SUPPORTED}`);
-  const domain = TO_DOMAIN.get(kind);
-  if (!domain)
+  if (kind === 0) throw new InvalidArgumentError(`kind is required: one of ${SUPPORTED}`);
+  const spec = KINDS.byProto(kind);
+  if (!spec)
     throw new InvalidArgumentError(
       `kind ${kind} is not known to this broker; use one of ${SUPPORTED}`,
     );
-  return domain;
+  return spec.name;
 }
 
 export function kindToProto(kind: CredentialKind): TokenKind {
-  return TO_PROTO.get(kind) ?? TokenKind.UNSPECIFIED;
+  return (KINDS.get(kind)?.protoNumber ?? 0) as TokenKind;
 }

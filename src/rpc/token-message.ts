@@ -27,5 +27,6 @@ export function toTokenMessage(
     fetchedAt: timestampFromMs(c.fetchedAt),
     fingerprint: fingerprint(c.value),
     refreshOverdue,
+    subject: key.subject ?? "",
   });
 }

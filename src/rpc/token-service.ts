@@ -53,14 +53,14 @@ export function createTokenService(deps: TokenServiceDeps): ServiceImpl<typeof T
         // A cached token needs no signal: not touching ctx.signal spares the
         // gRPC adapter an AbortController per call.
         const credential =
-          manager.cached(key.appId, key.kind) ??
-          (await manager.get(key.appId, key.kind, ctx.signal));
+          manager.cached(key.appId, key.kind, key.subject) ??
+          (await manager.get(key.appId, key.kind, ctx.signal, key.subject));
         return responses.getToken(
           key,
           credential,
           clock.now(),
-          manager.isOverdue(key.appId, key.kind),
-          manager.reportedExpiresAt(key.appId, key.kind, credential),
+          manager.isOverdue(key.appId, key.kind, key.subject),
+          manager.reportedExpiresAt(key.appId, key.kind, credential, key.subject),
         );
       } catch (err) {
         throw fail(err, "GetToken");
@@ -85,6 +85,7 @@ export function createTokenService(deps: TokenServiceDeps): ServiceImpl<typeof T
           {
             reporter: client,
             coldFetch: canRead,
+            ...(key.subject === undefined ? {} : { subject: key.subject }),
           },
         );
         deps.audit?.info(
@@ -94,6 +95,7 @@ export function createTokenService(deps: TokenServiceDeps): ServiceImpl<typeof T
             address: ctx.values.get(peerKey)?.address,
             app: key.appId,
             kind: key.kind,
+            subject: key.subject,
             errcode,
             rejected: fingerprint(rejected),
             outcome: result.outcome,
@@ -105,7 +107,7 @@ export function createTokenService(deps: TokenServiceDeps): ServiceImpl<typeof T
           result.credential,
           clock.now(),
           false,
-          manager.reportedExpiresAt(key.appId, key.kind, result.credential),
+          manager.reportedExpiresAt(key.appId, key.kind, result.credential, key.subject),
         );
         if (!canRead) token.value = "";
         return {
@@ -122,13 +124,13 @@ export function createTokenService(deps: TokenServiceDeps): ServiceImpl<typeof T
       try {
         const key = validateCredentialRequest(req);
         let first = true;
-        for await (const event of manager.watch(key.appId, key.kind, ctx.signal)) {
+        for await (const event of manager.watch(key.appId, key.kind, ctx.signal, key.subject)) {
           yield responses.watchToken(
             key,
             event.credential,
             clock.now(),
             !first,
-            manager.reportedExpiresAt(key.appId, key.kind, event.credential),
+            manager.reportedExpiresAt(key.appId, key.kind, event.credential, key.subject),
           );
           first = false;
         }

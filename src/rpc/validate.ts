@@ -1,7 +1,6 @@
 import type { TokenKind } from "../../gen/tokenbroker/v1/token_service_pb.js";
+import { APP_ID_PATTERN, type CredentialKey, SUBJECT_PATTERN } from "../core/credential.js";
 import { InvalidArgumentError } from "../shared/errors.js";
-import { APP_ID_PATTERN } from "../token/app.js";
-import type { CredentialKind } from "../token/credential.js";
 import { kindFromProto } from "./kinds.js";
 
 /** WeChat tokens are at most 512 characters; anything far longer is not one. */
@@ -10,13 +9,16 @@ const MAX_VALUE_CHARS = 2048;
 export interface CredentialRequest {
   appId: string;
   kind: TokenKind;
+  /** Absent on messages without the field (admin requests). */
+  subject?: string;
 }
 
-/** Checks app_id and kind, the fields every TokenService request has. */
-export function validateCredentialRequest(req: CredentialRequest): {
-  appId: string;
-  kind: CredentialKind;
-} {
+/**
+ * Checks app_id, kind and subject, the fields every TokenService request has.
+ * Whether the kind needs a subject is checked against the kind when the key
+ * is resolved (AppRegistry.resolveKey).
+ */
+export function validateCredentialRequest(req: CredentialRequest): CredentialKey {
   if (req.appId === "")
     throw new InvalidArgumentError('app_id is required (the broker\'s id of the app, e.g. "demo")');
   if (!APP_ID_PATTERN.test(req.appId)) {
@@ -24,7 +26,13 @@ export function validateCredentialRequest(req: CredentialRequest): {
       "app_id must be 1-64 characters: letters, digits, '.', '_' or '-', starting with a letter or digit",
     );
   }
-  return { appId: req.appId, kind: kindFromProto(req.kind) };
+  const kind = kindFromProto(req.kind);
+  if (req.subject === undefined || req.subject === "") return { appId: req.appId, kind };
+  if (!SUBJECT_PATTERN.test(req.subject))
+    throw new InvalidArgumentError(
+      "subject must be an openid or appid: 1-128 letters, digits, '_' or '-'",
+    );
+  return { appId: req.appId, kind, subject: req.subject };
 }
 
 export function validateRejectedValue(value: string): string {

@@ -48,6 +48,27 @@ describe("request validation", () => {
     expect(codeOf(() => validateCredentialRequest({ appId, kind }))).toBe(Code.InvalidArgument);
   });
 
+  it("passes a subject on, treats an empty one as none, and refuses a malformed one", () => {
+    expect(
+      validateCredentialRequest({ appId: "demo", kind: TokenKind.ACCESS_TOKEN, subject: "" }),
+    ).toEqual({ appId: "demo", kind: "access_token" });
+    expect(
+      validateCredentialRequest({
+        appId: "demo",
+        kind: TokenKind.ACCESS_TOKEN,
+        subject: "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o",
+      }).subject,
+    ).toBe("oUpF8uMuAJO_M2pxb1Q9zNjWeS6o");
+    for (const subject of ["a/b", "x".repeat(129), "o:1", "{tag}"]) {
+      expect(
+        codeOf(() =>
+          validateCredentialRequest({ appId: "demo", kind: TokenKind.ACCESS_TOKEN, subject }),
+        ),
+        subject,
+      ).toBe(Code.InvalidArgument);
+    }
+  });
+
   it("requires a plausible rejected value", () => {
     expect(() => validateRejectedValue("")).toThrow(/rejected_value is required/);
     expect(() => validateRejectedValue("x".repeat(5000))).toThrow(/at most 512/);

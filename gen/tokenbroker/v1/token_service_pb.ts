@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tokenbroker/v1/token_service.proto.
  */
 export const file_tokenbroker_v1_token_service: GenFile = /*@__PURE__*/
-  fileDesc("CiJ0b2tlbmJyb2tlci92MS90b2tlbl9zZXJ2aWNlLnByb3RvEg50b2tlbmJyb2tlci52MSKCAgoFVG9rZW4SDgoGYXBwX2lkGAEgASgJEicKBGtpbmQYAiABKA4yGS50b2tlbmJyb2tlci52MS5Ub2tlbktpbmQSDQoFdmFsdWUYAyABKAkSLgoKZXhwaXJlc19hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKZXhwaXJlc19pbhgFIAEoAxIPCgd2ZXJzaW9uGAYgASgEEi4KCmZldGNoZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC2ZpbmdlcnByaW50GAggASgJEhcKD3JlZnJlc2hfb3ZlcmR1ZRgJIAEoCCJKCg9HZXRUb2tlblJlcXVlc3QSDgoGYXBwX2lkGAEgASgJEicKBGtpbmQYAiABKA4yGS50b2tlbmJyb2tlci52MS5Ub2tlbktpbmQiOAoQR2V0VG9rZW5SZXNwb25zZRIkCgV0b2tlbhgBIAEoCzIVLnRva2VuYnJva2VyLnYxLlRva2VuInoKFkludmFsaWRhdGVUb2tlblJlcXVlc3QSDgoGYXBwX2lkGAEgASgJEicKBGtpbmQYAiABKA4yGS50b2tlbmJyb2tlci52MS5Ub2tlbktpbmQSFgoOcmVqZWN0ZWRfdmFsdWUYAyABKAkSDwoHZXJyY29kZRgEIAEoBSKGAQoXSW52YWxpZGF0ZVRva2VuUmVzcG9uc2USJAoFdG9rZW4YASABKAsyFS50b2tlbmJyb2tlci52MS5Ub2tlbhIRCglyZWZyZXNoZWQYAiABKAgSMgoHb3V0Y29tZRgDIAEoDjIhLnRva2VuYnJva2VyLnYxLkludmFsaWRhdGVPdXRjb21lIkwKEVdhdGNoVG9rZW5SZXF1ZXN0Eg4KBmFwcF9pZBgBIAEoCRInCgRraW5kGAIgASgOMhkudG9rZW5icm9rZXIudjEuVG9rZW5LaW5kInQKEldhdGNoVG9rZW5SZXNwb25zZRIkCgV0b2tlbhgBIAEoCzIVLnRva2VuYnJva2VyLnYxLlRva2VuEjgKFHByZXZpb3VzX3ZhbGlkX3VudGlsGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCqAAQoJVG9rZW5LaW5kEhoKFlRPS0VOX0tJTkRfVU5TUEVDSUZJRUQQABIbChdUT0tFTl9LSU5EX0FDQ0VTU19UT0tFThABEhsKF1RPS0VOX0tJTkRfSlNBUElfVElDS0VUEAISHQoZVE9LRU5fS0lORF9XWF9DQVJEX1RJQ0tFVBADKvgBChFJbnZhbGlkYXRlT3V0Y29tZRIiCh5JTlZBTElEQVRFX09VVENPTUVfVU5TUEVDSUZJRUQQABIgChxJTlZBTElEQVRFX09VVENPTUVfUkVGUkVTSEVEEAESJwojSU5WQUxJREFURV9PVVRDT01FX0FMUkVBRFlfUkVQTEFDRUQQAhIlCiFJTlZBTElEQVRFX09VVENPTUVfSk9JTkVEX1JFRlJFU0gQAxIoCiRJTlZBTElEQVRFX09VVENPTUVfQ09ORklSTUVEX0NVUlJFTlQQBBIjCh9JTlZBTElEQVRFX09VVENPTUVfUkFURV9MSU1JVEVEEAUymAIKDFRva2VuU2VydmljZRJNCghHZXRUb2tlbhIfLnRva2VuYnJva2VyLnYxLkdldFRva2VuUmVxdWVzdBogLnRva2VuYnJva2VyLnYxLkdldFRva2VuUmVzcG9uc2USYgoPSW52YWxpZGF0ZVRva2VuEiYudG9rZW5icm9rZXIudjEuSW52YWxpZGF0ZVRva2VuUmVxdWVzdBonLnRva2VuYnJva2VyLnYxLkludmFsaWRhdGVUb2tlblJlc3BvbnNlElUKCldhdGNoVG9rZW4SIS50b2tlbmJyb2tlci52MS5XYXRjaFRva2VuUmVxdWVzdBoiLnRva2VuYnJva2VyLnYxLldhdGNoVG9rZW5SZXNwb25zZTABYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("CiJ0b2tlbmJyb2tlci92MS90b2tlbl9zZXJ2aWNlLnByb3RvEg50b2tlbmJyb2tlci52MSKTAgoFVG9rZW4SDgoGYXBwX2lkGAEgASgJEicKBGtpbmQYAiABKA4yGS50b2tlbmJyb2tlci52MS5Ub2tlbktpbmQSDQoFdmFsdWUYAyABKAkSLgoKZXhwaXJlc19hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKZXhwaXJlc19pbhgFIAEoAxIPCgd2ZXJzaW9uGAYgASgEEi4KCmZldGNoZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC2ZpbmdlcnByaW50GAggASgJEhcKD3JlZnJlc2hfb3ZlcmR1ZRgJIAEoCBIPCgdzdWJqZWN0GAogASgJIlsKD0dldFRva2VuUmVxdWVzdBIOCgZhcHBfaWQYASABKAkSJwoEa2luZBgCIAEoDjIZLnRva2VuYnJva2VyLnYxLlRva2VuS2luZBIPCgdzdWJqZWN0GAMgASgJIjgKEEdldFRva2VuUmVzcG9uc2USJAoFdG9rZW4YASABKAsyFS50b2tlbmJyb2tlci52MS5Ub2tlbiKLAQoWSW52YWxpZGF0ZVRva2VuUmVxdWVzdBIOCgZhcHBfaWQYASABKAkSJwoEa2luZBgCIAEoDjIZLnRva2VuYnJva2VyLnYxLlRva2VuS2luZBIWCg5yZWplY3RlZF92YWx1ZRgDIAEoCRIPCgdlcnJjb2RlGAQgASgFEg8KB3N1YmplY3QYBSABKAkihgEKF0ludmFsaWRhdGVUb2tlblJlc3BvbnNlEiQKBXRva2VuGAEgASgLMhUudG9rZW5icm9rZXIudjEuVG9rZW4SEQoJcmVmcmVzaGVkGAIgASgIEjIKB291dGNvbWUYAyABKA4yIS50b2tlbmJyb2tlci52MS5JbnZhbGlkYXRlT3V0Y29tZSJdChFXYXRjaFRva2VuUmVxdWVzdBIOCgZhcHBfaWQYASABKAkSJwoEa2luZBgCIAEoDjIZLnRva2VuYnJva2VyLnYxLlRva2VuS2luZBIPCgdzdWJqZWN0GAMgASgJInQKEldhdGNoVG9rZW5SZXNwb25zZRIkCgV0b2tlbhgBIAEoCzIVLnRva2VuYnJva2VyLnYxLlRva2VuEjgKFHByZXZpb3VzX3ZhbGlkX3VudGlsGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCqAAQoJVG9rZW5LaW5kEhoKFlRPS0VOX0tJTkRfVU5TUEVDSUZJRUQQABIbChdUT0tFTl9LSU5EX0FDQ0VTU19UT0tFThABEhsKF1RPS0VOX0tJTkRfSlNBUElfVElDS0VUEAISHQoZVE9LRU5fS0lORF9XWF9DQVJEX1RJQ0tFVBADKvgBChFJbnZhbGlkYXRlT3V0Y29tZRIiCh5JTlZBTElEQVRFX09VVENPTUVfVU5TUEVDSUZJRUQQABIgChxJTlZBTElEQVRFX09VVENPTUVfUkVGUkVTSEVEEAESJwojSU5WQUxJREFURV9PVVRDT01FX0FMUkVBRFlfUkVQTEFDRUQQAhIlCiFJTlZBTElEQVRFX09VVENPTUVfSk9JTkVEX1JFRlJFU0gQAxIoCiRJTlZBTElEQVRFX09VVENPTUVfQ09ORklSTUVEX0NVUlJFTlQQBBIjCh9JTlZBTElEQVRFX09VVENPTUVfUkFURV9MSU1JVEVEEAUymAIKDFRva2VuU2VydmljZRJNCghHZXRUb2tlbhIfLnRva2VuYnJva2VyLnYxLkdldFRva2VuUmVxdWVzdBogLnRva2VuYnJva2VyLnYxLkdldFRva2VuUmVzcG9uc2USYgoPSW52YWxpZGF0ZVRva2VuEiYudG9rZW5icm9rZXIudjEuSW52YWxpZGF0ZVRva2VuUmVxdWVzdBonLnRva2VuYnJva2VyLnYxLkludmFsaWRhdGVUb2tlblJlc3BvbnNlElUKCldhdGNoVG9rZW4SIS50b2tlbmJyb2tlci52MS5XYXRjaFRva2VuUmVxdWVzdBoiLnRva2VuYnJva2VyLnYxLldhdGNoVG9rZW5SZXNwb25zZTABYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * Token is one version of a credential.
@@ -91,6 +91,14 @@ export type Token = Message<"tokenbroker.v1.Token"> & {
    * @generated from field: bool refresh_overdue = 9;
    */
   refreshOverdue: boolean;
+
+  /**
+   * The subject of the credential (see GetTokenRequest.subject); empty for
+   * app-level credentials.
+   *
+   * @generated from field: string subject = 10;
+   */
+  subject: string;
 };
 
 /**
@@ -119,6 +127,17 @@ export type GetTokenRequest = Message<"tokenbroker.v1.GetTokenRequest"> & {
    * @generated from field: tokenbroker.v1.TokenKind kind = 2;
    */
   kind: TokenKind;
+
+  /**
+   * Who the credential belongs to, for kinds that name one: the user's openid
+   * for per-user tokens, the authorizer's appid for third-party platform
+   * authorizer tokens. Empty for app-level credentials (access tokens and
+   * tickets); a kind that has a subject requires it (INVALID_ARGUMENT
+   * otherwise), and one that has none refuses it.
+   *
+   * @generated from field: string subject = 3;
+   */
+  subject: string;
 };
 
 /**
@@ -186,6 +205,13 @@ export type InvalidateTokenRequest = Message<"tokenbroker.v1.InvalidateTokenRequ
    * @generated from field: int32 errcode = 4;
    */
   errcode: number;
+
+  /**
+   * The subject of the credential (see GetTokenRequest.subject).
+   *
+   * @generated from field: string subject = 5;
+   */
+  subject: string;
 };
 
 /**
@@ -253,6 +279,13 @@ export type WatchTokenRequest = Message<"tokenbroker.v1.WatchTokenRequest"> & {
    * @generated from field: tokenbroker.v1.TokenKind kind = 2;
    */
   kind: TokenKind;
+
+  /**
+   * The subject of the credential (see GetTokenRequest.subject).
+   *
+   * @generated from field: string subject = 3;
+   */
+  subject: string;
 };
 
 /**
