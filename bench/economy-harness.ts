@@ -1,19 +1,30 @@
 /**
- * Benchmark helpers on top of test/helpers/replica-harness.ts: many apps, an
- * emulator of their own for the co-wechat-api side, and a seeded PRNG.
+ * Benchmark helpers: many apps, replicas of the broker's core sharing Redis
+ * (built by buildCore, src/graph.ts, as in production), an emulator of their
+ * own for the co-wechat-api side, and a seeded PRNG.
  */
+import { randomUUID } from "node:crypto";
 import { createEmulator, type Emulator, type EmulatorOptions } from "../src/emulator/index.js";
-import { FakeClock } from "../test/helpers/fake-clock.js";
-import {
-  type Replica,
-  type ReplicaApp,
-  type ReplicaHarness,
-  startReplicas,
-} from "../test/helpers/replica-harness.js";
+import { type BrokerCore, buildCore } from "../src/graph.js";
+import { FakeClock } from "../src/shared/fake-clock.js";
+import { silentLogger } from "../src/shared/logger.js";
+import { Secret } from "../src/shared/secret.js";
 
-export type BenchApp = ReplicaApp;
-export type BenchReplica = Replica;
-export type BenchHarness = ReplicaHarness;
+export interface BenchApp {
+  /** The broker's app id. */
+  readonly id: string;
+  readonly appid: string;
+  readonly secret: string;
+}
+
+export interface BenchHarness {
+  clock: FakeClock;
+  emulator: Emulator;
+  replicas: BrokerCore[];
+  /** Waits (real time) until no replica is refreshing. */
+  quiet(): Promise<void>;
+  close(): Promise<void>;
+}
 
 /** `count` classic official accounts with distinct, well-formed appids. */
 export function benchApps(count: number): BenchApp[] {
@@ -39,8 +50,11 @@ export async function startEmulator(
   return { clock, emulator, url };
 }
 
-/** The test suite's replica harness with the bench's apps (test/helpers/replica-harness.ts). */
-export function startBenchReplicas(
+/**
+ * `n` replicas of the broker's core on one fake clock, sharing a Redis key
+ * prefix and the emulator as WeChat (classic tokens, no prefetch).
+ */
+export async function startBenchReplicas(
   n: number,
   redisUrl: string,
   apps: readonly BenchApp[],
@@ -50,7 +64,58 @@ export function startBenchReplicas(
     emulator?: Omit<EmulatorOptions, "clock" | "apps" | "tokenLifetimeSeconds">;
   },
 ): Promise<BenchHarness> {
-  return startReplicas(n, redisUrl, { ...options, apps, upstreamTimeoutMs: 10_000 });
+  const { clock, emulator, url } = await startEmulator(apps, {
+    ...options.emulator,
+    tokenLifetimeSeconds: options.tokenLifetimeSeconds,
+  });
+  const prefix = `b-${randomUUID().slice(0, 8)}`;
+  const replicas: BrokerCore[] = [];
+  const close = async () => {
+    for (const r of replicas) await r.close();
+    await emulator.close();
+  };
+  try {
+    for (let i = 0; i < n; i++) {
+      const core = buildCore(
+        {
+          apps: apps.map((a) => ({
+            id: a.id,
+            type: "official_account",
+            appid: a.appid,
+            secret: new Secret(a.secret),
+            tokenMode: "classic",
+            prefetch: false,
+          })),
+          store: {
+            type: "redis",
+            url: redisUrl,
+            prefix,
+            lockTtlMs: 30_000,
+            schedulePollMs: options.schedulePollMs,
+          },
+          upstream: { baseUrl: url, timeoutMs: 10_000 },
+        },
+        { logger: silentLogger(), clock },
+      );
+      replicas.push(core);
+      await core.start();
+    }
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  return {
+    clock,
+    emulator,
+    replicas,
+    async quiet() {
+      for (let stable = 0; stable < 3; ) {
+        await new Promise((r) => setTimeout(r, 2));
+        stable = replicas.some((r) => r.manager.refreshing) ? 0 : stable + 1;
+      }
+    },
+    close,
+  };
 }
 
 /** A deterministic PRNG (mulberry32), so both sides of a comparison see the same workload. */

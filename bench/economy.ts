@@ -10,10 +10,10 @@ import { setMaxListeners } from "node:events";
 import API from "co-wechat-api";
 import { Redis } from "ioredis";
 import type { Emulator } from "../src/emulator/index.js";
-import type { FakeClock } from "../test/helpers/fake-clock.js";
-import { startRedisServer } from "../test/helpers/redis-server.js";
+import type { FakeClock } from "../src/shared/fake-clock.js";
 import type { Bench, BenchRow, BenchSection } from "./contract.js";
 import { benchApps, seededRandom, startBenchReplicas, startEmulator } from "./economy-harness.js";
+import { startRedisServer } from "./lib/redis-server.js";
 
 const REPLICAS = 3;
 const LIFETIME_S = 1800;

@@ -12,7 +12,6 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import * as grpc from "@grpc/grpc-js";
 import { TokenKind, WatchTokenResponseSchema } from "../gen/tokenbroker/v1/token_service_pb.js";
-import { startBrokerHarness } from "../test/helpers/broker-harness.js";
 import {
   type ChildMessage,
   type ChildMode,
@@ -22,6 +21,7 @@ import {
   type ParentMessage,
   WATCH_PATH,
 } from "./fanout-protocol.js";
+import { startBenchBroker } from "./lib/broker.js";
 
 function send(message: ChildMessage): void {
   process.send?.(message);
@@ -46,15 +46,12 @@ interface Served {
 
 async function startBroker(): Promise<Served> {
   const url = process.env.FANOUT_REDIS_URL;
-  const harness = await startBrokerHarness([FANOUT_APP], 500, {
-    ...(url
-      ? {
-          config: {
-            store: { type: "redis", url, prefix: process.env.FANOUT_REDIS_PREFIX ?? "fanout" },
-          },
-        }
-      : {}),
-  });
+  const harness = await startBenchBroker(
+    FANOUT_APP,
+    url
+      ? { store: { type: "redis", url, prefix: process.env.FANOUT_REDIS_PREFIX ?? "fanout" } }
+      : {},
+  );
   // An in-process watcher, opened before any client stream: it sees a new
   // version as soon as the store's write (or the Redis notification) reaches
   // this replica's watch hub, which is the commit time the benchmark measures from.

@@ -20,7 +20,6 @@ import {
   WatchTokenRequestSchema,
   WatchTokenResponseSchema,
 } from "../gen/tokenbroker/v1/token_service_pb.js";
-import { startRedisServer } from "../test/helpers/redis-server.js";
 import type { Bench, BenchContext, BenchRow, BenchSection } from "./contract.js";
 import { connectH2, startCall, unaryCall } from "./fanout-h2.js";
 import {
@@ -35,6 +34,7 @@ import {
   WATCH_PATH,
 } from "./fanout-protocol.js";
 import { childEntry } from "./lib/build.js";
+import { startRedisServer } from "./lib/redis-server.js";
 
 const CHILD_SOURCE = new URL("./fanout-child.ts", import.meta.url);
 const GOAL_P99_MS = 100;

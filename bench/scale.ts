@@ -5,7 +5,6 @@
  * an idle simulated minute cost in CPU with that many apps versus one.
  */
 import { setMaxListeners } from "node:events";
-import { startRedisServer } from "../test/helpers/redis-server.js";
 import type { Bench, BenchRow, BenchSection } from "./contract.js";
 import {
   type BenchApp,
@@ -13,6 +12,7 @@ import {
   benchApps,
   startBenchReplicas,
 } from "./economy-harness.js";
+import { startRedisServer } from "./lib/redis-server.js";
 
 const REPLICAS = 3;
 const LIFETIME_S = 1800;

@@ -13,13 +13,10 @@ import {
   TokenService,
 } from "../gen/tokenbroker/v1/token_service_pb.js";
 import type { BrokerConfig } from "./config/config.js";
-import { plaintextListeners, securityPolicyOf } from "./config/parse-config.js";
-import {
-  type BrokerObservability,
-  createObservability,
-} from "./observability/broker-observability.js";
+import { securityPolicyOf } from "./config/parse-config.js";
+import { buildCore, coreSettingsOf } from "./graph.js";
+import type { BrokerObservability } from "./observability/broker-observability.js";
 import { startMetricsServer } from "./observability/metrics-server.js";
-import type { EndpointBudgets } from "./quota/index.js";
 import { createAdminService } from "./rpc/admin-service.js";
 import { rpcInterceptors } from "./rpc/interceptors/index.js";
 import { createTokenService } from "./rpc/token-service.js";
@@ -37,12 +34,8 @@ import {
 } from "./server/index.js";
 import { type Clock, systemClock } from "./shared/clock.js";
 import { createAuditLogger, type Logger } from "./shared/logger.js";
-import { createStore } from "./store/create-store.js";
-import { AppRegistry } from "./token/app.js";
-import { TokenManager } from "./token/token-manager.js";
-import { UpstreamBreakers } from "./upstream/upstream-breakers.js";
-import { UpstreamGuard } from "./upstream/upstream-guard.js";
-import { createWechatClient } from "./upstream/wechat-client.js";
+import { warnAtStart } from "./startup-warnings.js";
+import type { TokenManager } from "./token/token-manager.js";
 
 export interface BrokerDeps {
   logger: Logger;
@@ -79,56 +72,13 @@ export async function startBroker(config: BrokerConfig, deps: BrokerDeps): Promi
   const clock = deps.clock ?? systemClock;
   const logger = deps.logger;
   const audit = deps.audit ?? createAuditLogger(config.audit.destination);
-  const observability = createObservability({ clock, logger, webhooks: config.alerts.webhooks });
-  const stores = createStore(config.store, {
-    clock,
+  const core = buildCore(coreSettingsOf(config), {
     logger,
-    encryptionKeys: config.security.encryptionKeys,
-    ...(config.security.acceptPlaintextUntil === undefined
-      ? {}
-      : { acceptPlaintextUntil: config.security.acceptPlaintextUntil }),
-    budgets: {
-      defaults: config.quota.budgets as EndpointBudgets,
-      apps: config.quota.apps as Record<string, EndpointBudgets>,
-      scheduledReserve: config.quota.scheduledReserve,
-    },
-  });
-  const breakers = new UpstreamBreakers({
     clock,
-    logger: logger.child({ component: "upstream" }),
-    onStateChange: observability.onBreakerState,
-  });
-  const guard = new UpstreamGuard({
-    breakers,
-    clock,
-    logger: logger.child({ component: "upstream" }),
-    quota: stores.ledger,
-    observe: observability.observeUpstream,
-  });
-  const client = createWechatClient({
-    baseUrl: config.upstream.baseUrl,
-    timeoutMs: config.upstream.timeoutMs,
     ...(deps.fetch ? { fetch: deps.fetch } : {}),
-  });
-  const apps = new AppRegistry(config.apps);
-  const manager = new TokenManager({
-    apps,
-    guard,
-    events: observability.events,
-    store: stores.store,
-    ...(stores.lock ? { lock: stores.lock } : {}),
-    ...(stores.dueQueue ? { dueQueue: stores.dueQueue } : {}),
-    ...(stores.lockWaitMs ? { lockWaitMs: stores.lockWaitMs } : {}),
-    client,
-    policy: config.refresh,
-    reportBudget: {
-      burst: config.invalidate.refreshBurst,
-      refillMs: config.invalidate.refreshRefillMs,
-    },
-    logger: logger.child({ component: "tokens" }),
-    clock,
     ...(deps.random ? { random: deps.random } : {}),
   });
+  const { manager, apps, stores, breakers, client, observability } = core;
 
   // NOT_SERVING until both listeners are up, so load balancers wait for us.
   const health = new HealthStatus();
@@ -162,6 +112,7 @@ export async function startBroker(config: BrokerConfig, deps: BrokerDeps): Promi
         apps,
         ledger: stores.ledger,
         breakers,
+        guard: core.guard,
         alerts: observability.alerts,
         client,
         clock,
@@ -224,9 +175,7 @@ export async function startBroker(config: BrokerConfig, deps: BrokerDeps): Promi
     () => logger.warn({ store: config.store.type }, "waiting for the shared store before serving"),
     2000,
   );
-  await stores.ready().finally(() => clearTimeout(waiting));
-  manager.start();
-  observability.sample(manager, stores.ledger, apps);
+  await core.start().finally(() => clearTimeout(waiting));
   const metricsServer = config.metrics.listen
     ? await startMetricsServer({
         host: config.metrics.listen.host,
@@ -240,30 +189,11 @@ export async function startBroker(config: BrokerConfig, deps: BrokerDeps): Promi
     : undefined;
   health.set("", HealthCheckResponse_ServingStatus.SERVING);
   health.set(TOKEN_SERVICE, HealthCheckResponse_ServingStatus.SERVING);
-  if (config.security.clients.length === 0) {
-    logger.warn(
-      { grpc: grpc.url, connect: connect.url },
-      "NO AUTHENTICATION: every caller that can reach these listeners may read and refresh every token. " +
-        "Configure security.clients (API keys or client certificates) before exposing the broker.",
-    );
-  }
-  // Allowed by security.allowPlaintextNonLoopback; said at every start so it is never forgotten.
-  const plaintext = plaintextListeners(config);
-  if (plaintext.length > 0) {
-    logger.warn(
-      { listeners: plaintext, grpc: grpc.url, connect: connect.url },
-      "PLAINTEXT WITH API KEYS: these listeners are not on loopback and have no TLS, so API keys and " +
-        "tokens cross the network in cleartext (security.allowPlaintextNonLoopback is set). Make sure TLS " +
-        "ends in front of the broker, or configure security.tls.",
-    );
-  }
-  if (metricsServer && config.metrics.allowUnprotectedNonLoopback) {
-    logger.warn(
-      { metrics: metricsServer.url },
-      "UNPROTECTED METRICS: the metrics listener may be reachable beyond this machine without TLS or a key " +
-        "(metrics.allowUnprotectedNonLoopback is set); it shows app ids, quota use and refresh timing.",
-    );
-  }
+  warnAtStart(config, logger, {
+    grpc: grpc.url,
+    connect: connect.url,
+    metrics: metricsServer?.url,
+  });
   logger.info(
     {
       grpc: grpc.url,
@@ -290,12 +220,9 @@ export async function startBroker(config: BrokerConfig, deps: BrokerDeps): Promi
           grpc.close({ graceMs: config.shutdown.graceMs }),
           connect.close({ graceMs: config.shutdown.graceMs }),
         ]);
-        await manager.close();
-        breakers.close();
+        await core.close();
         await metricsServer?.close();
         refusals.close();
-        await observability.close();
-        await stores.close();
         logger.info("stopped");
       })();
       return closing;

@@ -26,13 +26,13 @@ import {
   GetTokenResponseSchema,
   TokenService,
 } from "../../gen/tokenbroker/v1/token_service_pb.js";
-import { startBrokerHarness } from "../../test/helpers/broker-harness.js";
+import { startBenchBroker } from "./broker.js";
 import { BENCH_APP, type ChildReady, GET_TOKEN_PATH } from "./protocol.js";
 
 type Closer = () => Promise<void>;
 
 async function startBroker(): Promise<{ ready: ChildReady; close: Closer }> {
-  const h = await startBrokerHarness([BENCH_APP], 500);
+  const h = await startBenchBroker(BENCH_APP);
   return {
     ready: { type: "ready", port: h.broker.grpc.port, connectUrl: h.broker.connect.url },
     close: () => h.close(),

@@ -1,7 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { startBroker } from "../broker.js";
-import { parseConfig } from "../config/parse-config.js";
-import { createEmulator } from "../emulator/index.js";
+import { startEmulatedBroker } from "../emulated-broker.js";
 import { createAuditLogger, createLogger } from "../shared/logger.js";
 import { isLoopbackHost } from "../shared/loopback.js";
 import { stopOnSignals } from "./lifecycle.js";
@@ -14,7 +12,6 @@ export interface DemoOptions {
 }
 
 const DEMO_APPID = "wxd000000000000de0";
-const SECRET_VAR = "TOKEN_BROKER_DEMO_SECRET";
 
 /**
  * `token-broker demo`: the broker on its embedded defaults (in-memory store)
@@ -27,35 +24,31 @@ export async function demo(options: DemoOptions): Promise<void> {
   // A fresh random secret per run: the demo has nothing worth protecting, and
   // nothing to copy into a real deployment.
   const secret = randomBytes(16).toString("hex");
-  const emulator = createEmulator({
-    apps: [{ appid: DEMO_APPID, secret, type: "official_account" }],
-    tokenLifetimeSeconds: options.tokenLifetimeSeconds,
-    ticketLifetimeSeconds: options.tokenLifetimeSeconds,
-    logger: logger.child({ component: "emulator" }),
-  });
-  const { url } = await emulator.listen(0, "127.0.0.1");
-  const config = parseConfig(
+  const {
+    broker,
+    emulatorUrl: url,
+    close,
+  } = await startEmulatedBroker(
     {
-      listen: { grpc: options.grpc, connect: options.connect },
-      upstream: { baseUrl: url, timeoutMs: 2000 },
-      apps: [{ id: "demo", appid: DEMO_APPID, secret: { env: SECRET_VAR } }],
-      shutdown: { graceMs: 2000 },
+      apps: [{ id: "demo", appid: DEMO_APPID, secret, type: "official_account", prefetch: true }],
+      config: {
+        listen: { grpc: options.grpc, connect: options.connect },
+        shutdown: { graceMs: 2000 },
+      },
+      emulator: {
+        tokenLifetimeSeconds: options.tokenLifetimeSeconds,
+        ticketLifetimeSeconds: options.tokenLifetimeSeconds,
+        logger: logger.child({ component: "emulator" }),
+      },
     },
-    { env: { [SECRET_VAR]: secret }, readFile: () => "" },
+    { logger, audit: createAuditLogger("stderr", { mode: "demo" }) },
   );
-  const broker = await startBroker(config, {
-    logger,
-    audit: createAuditLogger("stderr", { mode: "demo" }),
-  });
   logger.warn(
     { emulator: url, tokenLifetimeSeconds: options.tokenLifetimeSeconds },
     "DEMO MODE: in-memory store, built-in WeChat emulator as upstream, loopback only. Not for production.",
   );
   process.stderr.write(banner(broker.grpc.url, broker.connect.url, url));
-  stopOnSignals(async () => {
-    await broker.close();
-    await emulator.close();
-  }, logger);
+  stopOnSignals(close, logger);
 }
 
 function assertLoopback(address: string): void {

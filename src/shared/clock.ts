@@ -1,7 +1,7 @@
 /**
  * Time as a dependency. Every component that reads the time or waits takes a
  * Clock, so tests drive hours of token lifetimes in milliseconds with a fake
- * one (test/helpers/fake-clock.ts) instead of sleeping.
+ * one (shared/fake-clock.ts) instead of sleeping.
  */
 export interface Clock {
   /** Milliseconds since the Unix epoch. */

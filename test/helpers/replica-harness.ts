@@ -1,14 +1,13 @@
 import { randomUUID } from "node:crypto";
+import type { RefreshLock } from "../../src/core/ports/refresh-lock.js";
+import type { StoreBundle } from "../../src/create-store.js";
 import { createEmulator, type Emulator, type EmulatorOptions } from "../../src/emulator/index.js";
+import { type BrokerCore, buildCore } from "../../src/graph.js";
 import { silentLogger } from "../../src/shared/logger.js";
 import { Secret } from "../../src/shared/secret.js";
-import { createStore, type StoreBundle } from "../../src/store/create-store.js";
-import type { RefreshLock } from "../../src/store/refresh-lock.js";
-import { type AppConfig, AppRegistry } from "../../src/token/app.js";
-import { DEFAULT_REFRESH_POLICY } from "../../src/token/refresh-policy.js";
+import type { AppConfig } from "../../src/token/app.js";
 import type { ReportBudgetOptions } from "../../src/token/report-budget.js";
-import { TokenManager } from "../../src/token/token-manager.js";
-import { createWechatClient } from "../../src/upstream/wechat-client.js";
+import type { TokenManager } from "../../src/token/token-manager.js";
 import { FakeClock } from "./fake-clock.js";
 
 export const CLASSIC = { appid: "wx0000000000000rc1", secret: "classic-secret-0123" };
@@ -30,6 +29,7 @@ const DEFAULT_APPS: readonly ReplicaApp[] = [
 export interface Replica {
   manager: TokenManager;
   stores: StoreBundle;
+  core: BrokerCore;
 }
 
 export interface ReplicaHarness {
@@ -47,8 +47,9 @@ export interface ReplicaHarness {
 }
 
 /**
- * N token managers ("replicas"), each with its own Redis connections and a
- * random key prefix shared among them, on one fake clock with the emulator.
+ * N broker cores ("replicas", built by buildCore as in production), each with
+ * its own Redis connections and a random key prefix shared among them, on one
+ * fake clock with the emulator.
  * Apps: "classic" (/cgi-bin/token) and "stable" (/cgi-bin/stable_token).
  */
 export async function startReplicas(
@@ -91,38 +92,32 @@ export async function startReplicas(
   }));
   const prefix = `t-${randomUUID().slice(0, 8)}`;
   const replicas: Replica[] = [];
+  const { wrapLock } = options;
   for (let i = 0; i < n; i++) {
-    const stores = createStore(
+    // The production wiring (src/graph.ts), one core per replica.
+    const core = buildCore(
       {
-        type: "redis",
-        url: redisUrl,
-        prefix,
-        lockTtlMs: options.lockTtlMs ?? 30_000,
-        schedulePollMs: options.schedulePollMs ?? 1000,
+        apps,
+        store: {
+          type: "redis",
+          url: redisUrl,
+          prefix,
+          lockTtlMs: options.lockTtlMs ?? 30_000,
+          schedulePollMs: options.schedulePollMs ?? 1000,
+        },
+        upstream: { baseUrl: url, timeoutMs: options.upstreamTimeoutMs ?? 2000 },
+        ...(options.encryptionKeys ? { encryptionKeys: options.encryptionKeys(i) } : {}),
+        ...(options.reportBudget ? { reportBudget: options.reportBudget } : {}),
       },
       {
-        clock,
         logger: silentLogger(),
-        ...(options.encryptionKeys ? { encryptionKeys: options.encryptionKeys(i) } : {}),
+        clock,
+        ...(wrapLock ? { wrapLock: (lock: RefreshLock) => wrapLock(i, lock) } : {}),
       },
     );
-    const manager = new TokenManager({
-      apps: new AppRegistry(apps),
-      store: stores.store,
-      ...(stores.lock
-        ? { lock: options.wrapLock ? options.wrapLock(i, stores.lock) : stores.lock }
-        : {}),
-      ...(stores.dueQueue ? { dueQueue: stores.dueQueue } : {}),
-      ...(stores.lockWaitMs ? { lockWaitMs: stores.lockWaitMs } : {}),
-      client: createWechatClient({ baseUrl: url, timeoutMs: options.upstreamTimeoutMs ?? 2000 }),
-      policy: DEFAULT_REFRESH_POLICY,
-      ...(options.reportBudget ? { reportBudget: options.reportBudget } : {}),
-      logger: silentLogger(),
-      clock,
-    });
-    await stores.ready();
-    manager.start();
-    replicas.push({ manager, stores });
+    await core.start();
+    const { manager, stores } = core;
+    replicas.push({ manager, stores, core });
   }
   return {
     clock,
@@ -138,10 +133,7 @@ export async function startReplicas(
       }
     },
     async close() {
-      for (const r of replicas) {
-        await r.manager.close();
-        await r.stores.close();
-      }
+      for (const r of replicas) await r.core.close();
       await emulator.close();
     },
   };

@@ -3,21 +3,16 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Writable } from "node:stream";
 import { createEmulator, type Emulator, type EmulatorOptions } from "../../src/emulator/index.js";
-import {
-  type BrokerObservability,
-  createObservability,
-} from "../../src/observability/broker-observability.js";
+import { buildCore } from "../../src/graph.js";
+import type { BrokerObservability } from "../../src/observability/broker-observability.js";
 import { type MetricsServer, startMetricsServer } from "../../src/observability/metrics-server.js";
 import type { EndpointBudgets, QuotaLedger } from "../../src/quota/index.js";
 import { createLogger, silentLogger } from "../../src/shared/logger.js";
 import { Secret } from "../../src/shared/secret.js";
-import { createStore } from "../../src/store/create-store.js";
-import { type AppConfig, AppRegistry } from "../../src/token/app.js";
+import type { AppConfig } from "../../src/token/app.js";
 import { DEFAULT_REFRESH_POLICY, type RefreshPolicy } from "../../src/token/refresh-policy.js";
-import { TokenManager } from "../../src/token/token-manager.js";
-import { DEFAULT_BREAKER_POLICY, UpstreamBreakers } from "../../src/upstream/upstream-breakers.js";
-import { UpstreamGuard } from "../../src/upstream/upstream-guard.js";
-import { createWechatClient } from "../../src/upstream/wechat-client.js";
+import type { TokenManager } from "../../src/token/token-manager.js";
+import type { UpstreamBreakers } from "../../src/upstream/upstream-breakers.js";
 import { FakeClock, flushMicrotasks } from "./fake-clock.js";
 
 /** An official account (classic token), the app most scenarios use: broker id "oa". */
@@ -110,12 +105,11 @@ export interface StepOptions {
 }
 
 /**
- * A TokenManager wired the way src/broker.ts wires it: observability from
- * createObservability (metrics, alert rules, a generic webhook notifier
- * pointing at a local receiver), the memory store and MemoryQuotaLedger from
- * createStore, UpstreamBreakers with DEFAULT_BREAKER_POLICY reporting to the
- * observability, and an UpstreamGuard with the ledger and `observe`. WeChat is
- * the emulator over loopback HTTP. Everything shares one FakeClock.
+ * The broker's core as production builds it (buildCore, src/graph.ts):
+ * observability with a generic webhook notifier pointing at a local receiver,
+ * the memory store and its quota ledger, breakers with the production policy
+ * and the guard. WeChat is the emulator over loopback HTTP. Everything shares
+ * one FakeClock; the guard's inline retries wait `retryDelaysMs` (real time).
  */
 export async function startResilienceHarness(
   options: ResilienceOptions = {},
@@ -153,40 +147,6 @@ export async function startResilienceHarness(
       }),
     });
 
-    // From here on, as in startBroker().
-    const observability = createObservability({
-      clock,
-      logger,
-      webhooks: [{ url: new Secret(`${receiver.url}hooks/alerts`), format: "generic" }],
-    });
-    const stores = createStore(
-      { type: "memory" },
-      {
-        clock,
-        logger,
-        budgets: {
-          defaults: options.budgets ?? {},
-          ...(options.scheduledReserve === undefined
-            ? {}
-            : { scheduledReserve: options.scheduledReserve }),
-        },
-      },
-    );
-    const breakers = new UpstreamBreakers({
-      clock,
-      logger: logger.child({ component: "upstream" }),
-      policy: DEFAULT_BREAKER_POLICY,
-      onStateChange: observability.onBreakerState,
-    });
-    const guard = new UpstreamGuard({
-      breakers,
-      clock,
-      logger: logger.child({ component: "upstream" }),
-      quota: stores.ledger,
-      observe: observability.observeUpstream,
-      retryDelaysMs: options.retryDelaysMs ?? [5, 10],
-    });
-    const client = createWechatClient({ baseUrl: emulatorUrl, timeoutMs: 2000 });
     const appConfigs: AppConfig[] = [
       {
         id: OA.id,
@@ -205,29 +165,35 @@ export async function startResilienceHarness(
         prefetch: false,
       },
     ];
-    const apps = new AppRegistry(appConfigs);
-    const manager = new TokenManager({
-      apps,
-      guard,
-      events: observability.events,
-      store: stores.store,
-      client,
-      policy: { ...DEFAULT_REFRESH_POLICY, ...options.policy },
-      logger: logger.child({ component: "tokens" }),
-      clock,
-      random: () => 0.5, // retry backoff without jitter: delays are exactly 1, 2, 4 … 60 s
-    });
-    await stores.ready();
-    manager.start();
-    observability.sample(manager, stores.ledger, apps);
+    // The production wiring (src/graph.ts), on the memory store.
+    const core = buildCore(
+      {
+        apps: appConfigs,
+        store: { type: "memory" },
+        upstream: { baseUrl: emulatorUrl, timeoutMs: 2000 },
+        refresh: { ...DEFAULT_REFRESH_POLICY, ...options.policy },
+        quota: {
+          defaults: options.budgets ?? {},
+          ...(options.scheduledReserve === undefined
+            ? {}
+            : { scheduledReserve: options.scheduledReserve }),
+        },
+        webhooks: [{ url: new Secret(`${receiver.url}hooks/alerts`), format: "generic" }],
+      },
+      {
+        logger,
+        clock,
+        retryDelaysMs: options.retryDelaysMs ?? [5, 10],
+        random: () => 0.5, // retry backoff without jitter: delays are exactly 1, 2, 4 … 60 s
+      },
+    );
+    const { manager, breakers, observability } = core;
     let metricsServer: MetricsServer | undefined;
     cleanups.push(async () => {
-      await manager.close();
-      breakers.close();
+      await core.close();
       await metricsServer?.close();
-      await observability.close();
-      await stores.close();
     });
+    await core.start();
 
     const counter = (endpoint: string, appid: string) =>
       emulator.control.counters()[endpoint]?.[appid];
@@ -262,7 +228,7 @@ export async function startResilienceHarness(
       emulatorUrl,
       manager,
       breakers,
-      ledger: stores.ledger,
+      ledger: core.stores.ledger,
       observability,
       deliveries: receiver.deliveries,
       rawDeliveries: receiver.raw,

@@ -1,14 +1,13 @@
 import { setMaxListeners } from "node:events";
+import type { TokenStore } from "../../src/core/ports/token-store.js";
 import { createEmulator, type Emulator } from "../../src/emulator/index.js";
+import { buildCore } from "../../src/graph.js";
 import { silentLogger } from "../../src/shared/logger.js";
 import { Secret } from "../../src/shared/secret.js";
-import { MemoryTokenStore } from "../../src/store/memory-store.js";
-import { type AppConfig, AppRegistry } from "../../src/token/app.js";
+import type { AppConfig } from "../../src/token/app.js";
 import { DEFAULT_REFRESH_POLICY, type RefreshPolicy } from "../../src/token/refresh-policy.js";
-import { TokenManager } from "../../src/token/token-manager.js";
-import { DEFAULT_BREAKER_POLICY, UpstreamBreakers } from "../../src/upstream/upstream-breakers.js";
-import { UpstreamGuard } from "../../src/upstream/upstream-guard.js";
-import { createWechatClient } from "../../src/upstream/wechat-client.js";
+import type { TokenManager } from "../../src/token/token-manager.js";
+import { DEFAULT_BREAKER_POLICY } from "../../src/upstream/upstream-breakers.js";
 import { FakeClock } from "./fake-clock.js";
 
 export const OA = { appid: "wx0000000000000oa1", secret: "oa-secret-0123456789" };
@@ -19,7 +18,7 @@ export interface TokenHarness {
   emulator: Emulator;
   emulatorUrl: string;
   manager: TokenManager;
-  store: MemoryTokenStore;
+  store: TokenStore;
   /** Calls the emulator received on one endpoint, e.g. "/cgi-bin/token". */
   calls(endpoint: string, appid?: string): number;
   close(): Promise<void>;
@@ -32,8 +31,8 @@ export interface HarnessOptions {
 }
 
 /**
- * A TokenManager wired to the real emulator over loopback HTTP, both on one
- * fake clock. Apps: "oa" (official account, classic token) and "st" (official
+ * The broker's core (buildCore, src/graph.ts) with the real emulator over
+ * loopback HTTP as WeChat, both on one fake clock. Apps: "oa" (official account, classic token) and "st" (official
  * account, stable token).
  */
 export async function startTokenHarness(options: HarnessOptions = {}): Promise<TokenHarness> {
@@ -65,38 +64,37 @@ export async function startTokenHarness(options: HarnessOptions = {}): Promise<T
       prefetch: false,
     },
   ];
-  const store = new MemoryTokenStore();
-  // These tests measure the refresh schedule's own backoff, so the breaker
-  // stays out of the way (a lenient volume) and callers get no inline retries;
-  // test/resilience uses the production policy.
-  const breakers = new UpstreamBreakers({
-    clock,
-    logger: silentLogger(),
-    policy: { ...DEFAULT_BREAKER_POLICY, volumeThreshold: 1_000_000 },
-  });
-  const guard = new UpstreamGuard({ breakers, clock, logger: silentLogger(), retryDelaysMs: [] });
-  const manager = new TokenManager({
-    apps: new AppRegistry(apps),
-    store,
-    client: createWechatClient({ baseUrl: url, timeoutMs: options.timeoutMs ?? 2000 }),
-    policy: { ...DEFAULT_REFRESH_POLICY, ...options.policy },
-    logger: silentLogger(),
-    clock,
-    random: () => 0.5,
-    jitter: () => 0.5,
-    guard,
-  });
-  manager.start();
+  // The production wiring (src/graph.ts) on the memory store. These tests
+  // measure the refresh schedule's own backoff, so the breaker stays out of the
+  // way (a lenient volume) and callers get no inline retries; test/resilience
+  // uses the production policy.
+  const core = buildCore(
+    {
+      apps,
+      store: { type: "memory" },
+      upstream: { baseUrl: url, timeoutMs: options.timeoutMs ?? 2000 },
+      refresh: { ...DEFAULT_REFRESH_POLICY, ...options.policy },
+    },
+    {
+      logger: silentLogger(),
+      clock,
+      random: () => 0.5,
+      jitter: () => 0.5,
+      breakerPolicy: { ...DEFAULT_BREAKER_POLICY, volumeThreshold: 1_000_000 },
+      retryDelaysMs: [],
+    },
+  );
+  await core.start();
+  const { manager } = core;
   return {
     clock,
     emulator,
     emulatorUrl: url,
     manager,
-    store,
+    store: core.stores.store,
     calls: (endpoint, appid) => emulator.control.callCount(endpoint, appid),
     async close() {
-      await manager.close();
-      breakers.close();
+      await core.close();
       await emulator.close();
     },
   };

@@ -1,30 +1,31 @@
-import type { StoreConfig } from "../config/config.js";
+import type { StoreConfig } from "./config/config.js";
+import type { DueQueue } from "./core/ports/due-queue.js";
+import type { RefreshLock } from "./core/ports/refresh-lock.js";
+import type { TokenStore } from "./core/ports/token-store.js";
 import {
   MemoryQuotaLedger,
   type QuotaBudgets,
   type QuotaLedger,
   RedisQuotaLedger,
-} from "../quota/index.js";
-import type { Clock } from "../shared/clock.js";
-import type { Logger } from "../shared/logger.js";
-import type { Secret } from "../shared/secret.js";
-import type { DueQueue } from "./due-queue.js";
-import { MemoryTokenStore } from "./memory-store.js";
-import { connectRedis, parseRedisUrl } from "./redis/connection.js";
-import { RedisKeys } from "./redis/keys.js";
-import { RedisDueQueue } from "./redis/redis-due-queue.js";
-import { RedisRefreshLock } from "./redis/redis-refresh-lock.js";
-import { RedisTokenStore } from "./redis/redis-token-store.js";
-import { parseEncryptionKeys, ValueCipher } from "./redis/value-cipher.js";
-import type { RefreshLock } from "./refresh-lock.js";
-import type { TokenStore } from "./token-store.js";
+} from "./quota/index.js";
+import type { Clock } from "./shared/clock.js";
+import type { Logger } from "./shared/logger.js";
+import type { Secret } from "./shared/secret.js";
+import { LocalDueQueue } from "./store/memory/local-due-queue.js";
+import { LocalRefreshLock } from "./store/memory/local-refresh-lock.js";
+import { MemoryTokenStore } from "./store/memory-store.js";
+import { connectRedis, parseRedisUrl } from "./store/redis/connection.js";
+import { RedisKeys } from "./store/redis/keys.js";
+import { RedisDueQueue } from "./store/redis/redis-due-queue.js";
+import { RedisRefreshLock } from "./store/redis/redis-refresh-lock.js";
+import { RedisTokenStore } from "./store/redis/redis-token-store.js";
+import { parseEncryptionKeys, ValueCipher } from "./store/redis/value-cipher.js";
 
-/** The store and, for a shared store, the cluster-wide lock and schedule. */
+/** The store with its refresh lock and schedule: cluster-wide for a shared store. */
 export interface StoreBundle {
   readonly store: TokenStore;
-  /** Absent for the memory store: the token manager's single-node defaults apply. */
-  readonly lock?: RefreshLock;
-  readonly dueQueue?: DueQueue;
+  readonly lock: RefreshLock;
+  readonly dueQueue: DueQueue;
   /** How long, in all, callers wait for other replicas holding a credential's refresh lock. */
   readonly lockWaitMs?: number;
   /** Daily upstream budgets, shared by all replicas when the store is. */
@@ -34,7 +35,12 @@ export interface StoreBundle {
   close(): Promise<void>;
 }
 
-/** Builds the store the config names. Redis connects lazily and reconnects on its own. */
+/**
+ * Builds the store the config names, with the quota ledger beside it. It sits
+ * at the composition root, not in store/: choosing adapters from the config is
+ * wiring, and the adapters must not depend on the config or the quota folder.
+ * Redis connects lazily and reconnects on its own.
+ */
 export function createStore(
   config: StoreConfig,
   deps: {
@@ -54,6 +60,8 @@ export function createStore(
     const ledger = new MemoryQuotaLedger({ budgets, clock: deps.clock });
     return {
       store,
+      lock: new LocalRefreshLock(),
+      dueQueue: new LocalDueQueue(deps.clock),
       ledger,
       ready: async () => {},
       async close() {
