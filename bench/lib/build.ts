@@ -6,9 +6,9 @@ const ROOT = new URL("../../", import.meta.url);
 const OUT = new URL(".bench-build/", ROOT);
 
 /**
- * Compiles the benchmarks and what they import (src/, gen/, the test
- * harness) with tsc into `.bench-build/`, so that every server under test
- * runs plain compiled JavaScript, as `npm run build` deploys it. Run through
+ * Compiles the benchmarks and what they import (src/, gen/) with tsc into
+ * `.bench-build/`, the Redis scripts copied beside them, so that every server
+ * under test runs plain compiled JavaScript, as `npm run build` deploys it. Run through
  * tsx instead, esbuild's keepNames wraps every function in a `__name` call
  * that gives it a property of its own: measured on 10,000 WatchToken
  * streams, that alone added kilobytes per stream and time per call.
@@ -21,6 +21,12 @@ export function buildForBench(log: (line: string) => void): void {
     {
       stdio: "inherit",
     },
+  );
+  // The Redis scripts beside the compiled JS, as `npm run build` deploys them.
+  execFileSync(
+    process.execPath,
+    [fileURLToPath(new URL("scripts/copy-lua.mjs", ROOT)), fileURLToPath(OUT)],
+    { stdio: ["ignore", "ignore", "inherit"] },
   );
   process.env.BENCH_BUILD_DIR = fileURLToPath(OUT);
   log(
