@@ -25,6 +25,8 @@ export interface ErrcodeTable {
   classify(errcode: number, endpoint: string): ErrcodeCategory;
   /** What a person should do about `errcode` from `endpoint`. */
   remedy(errcode: number, endpoint: string): string;
+  /** The errcodes a client may report through InvalidateToken: they mean the credential is stale. */
+  readonly stale: readonly number[];
 }
 
 /** An endpoint the quota ledger meters, with its default daily budget (null: unmetered). */

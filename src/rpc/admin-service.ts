@@ -9,6 +9,7 @@ import {
   QuotaStatusSchema,
 } from "../../gen/tokenbroker/v1/admin_service_pb.js";
 import { TokenKind } from "../../gen/tokenbroker/v1/token_service_pb.js";
+import type { WechatClient } from "../credentials/wechat/wechat-client.js";
 import type { ActiveAlert } from "../observability/alerts.js";
 import { CLEAR_QUOTA_GAP_MS, type QuotaLedger } from "../quota/index.js";
 import { auditedText } from "../security/audit-values.js";
@@ -24,7 +25,6 @@ import type { TokenManager } from "../token/token-manager.js";
 import type { UpstreamBreakers } from "../upstream/upstream-breakers.js";
 import { UpstreamError } from "../upstream/upstream-error.js";
 import type { UpstreamGuard } from "../upstream/upstream-guard.js";
-import type { WechatClient } from "../upstream/wechat-client.js";
 import { callerOf } from "./caller.js";
 import { kindToProto } from "./kinds.js";
 import { toTokenMessage } from "./token-message.js";

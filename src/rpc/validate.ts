@@ -1,5 +1,11 @@
 import type { TokenKind } from "../../gen/tokenbroker/v1/token_service_pb.js";
-import { APP_ID_PATTERN, type CredentialKey, SUBJECT_PATTERN } from "../core/credential.js";
+import {
+  APP_ID_PATTERN,
+  type CredentialKey,
+  type CredentialKind,
+  SUBJECT_PATTERN,
+} from "../core/credential.js";
+import { KINDS } from "../credentials/index.js";
 import { InvalidArgumentError } from "../shared/errors.js";
 import { kindFromProto } from "./kinds.js";
 
@@ -50,17 +56,17 @@ export function validateRejectedValue(value: string): string {
 }
 
 /**
- * The errcodes that mean a credential is stale (facts §10): 40001 invalid or
- * not latest, 42001 expired, 40014 invalid; 0 means not given. A new token
- * fixes none of the others, so a report of them fetches nothing.
+ * The errcodes that mean a credential of `kind` is stale, by its family's
+ * table (for official accounts, facts §10: 40001 invalid or not latest,
+ * 42001 expired, 40014 invalid); 0 means not given. A new credential fixes
+ * none of the others, so a report of them fetches nothing.
  */
-const STALE_ERRCODES: ReadonlySet<number> = new Set([0, 40001, 42001, 40014]);
-
-export function validateReportErrcode(errcode: number): number {
-  if (!STALE_ERRCODES.has(errcode)) {
+export function validateReportErrcode(errcode: number, kind: CredentialKind): number {
+  const stale = KINDS.get(kind)?.errcodes.stale ?? [];
+  if (errcode !== 0 && !stale.includes(errcode)) {
     throw new InvalidArgumentError(
-      `errcode ${errcode} does not mean the credential is stale, so a new one would not help; ` +
-        "InvalidateToken accepts 40001, 42001, 40014, or 0 when not known",
+      `errcode ${errcode} does not mean the ${kind} is stale, so a new one would not help; ` +
+        `InvalidateToken accepts ${stale.join(", ")}, or 0 when not known`,
     );
   }
   return errcode;

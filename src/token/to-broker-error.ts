@@ -1,3 +1,4 @@
+import { type CredentialKey, describeKey } from "../core/credential.js";
 import {
   BrokerError,
   QuotaExhaustedError,
@@ -6,8 +7,6 @@ import {
   UpstreamUnavailableError,
 } from "../shared/errors.js";
 import { UpstreamError } from "../upstream/upstream-error.js";
-import { remedyFor } from "../upstream/wechat-errors.js";
-import { type CredentialKey, describeKey } from "./credential.js";
 
 /**
  * Turns a failed refresh into the error a caller sees when no valid
@@ -25,7 +24,7 @@ export function toBrokerError(err: unknown, key: CredentialKey): BrokerError {
     switch (err.category) {
       case "config":
         return new UpstreamConfigError(
-          `WeChat refused to issue the ${what}: ${answer}. To fix: ${remedyFor(err.errcode ?? 0, err.endpoint)}`,
+          `WeChat refused to issue the ${what}: ${answer}. To fix: ${err.remedy ?? "see WeChat's errcode reference"}`,
           err.errcode ?? 0,
         );
       case "quota":

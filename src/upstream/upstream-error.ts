@@ -1,6 +1,6 @@
+import type { ErrcodeCategory } from "../core/kind.js";
 import type { QuotaRefusal } from "../quota/index.js";
 import { CodedError } from "../shared/errors.js";
-import { classifyErrcode, type ErrcodeCategory } from "./wechat-errors.js";
 
 /**
  * What went wrong with a call to WeChat, as data: metrics, breakers and the
@@ -31,13 +31,20 @@ export type UpstreamFailure =
 export class UpstreamError extends CodedError {
   readonly code: string = "UPSTREAM_FAILED";
   readonly category: ErrcodeCategory;
+  /** What a person should do about it (the family's remedy for an errcode). */
+  readonly remedy: string | undefined;
   /** For people (logs, status): WeChat's scrubbed errmsg, or what went wrong below the API. */
   readonly detail: string;
 
   constructor(
     readonly endpoint: string,
     readonly failure: UpstreamFailure,
-    options?: { cause?: unknown; category?: ErrcodeCategory; detail?: string },
+    /**
+     * `category` and `remedy`: an errcode's reading by the family's table
+     * (the client that met it passes them; the same number means different
+     * things per family). An errcode without a category is "unknown".
+     */
+    options?: { cause?: unknown; category?: ErrcodeCategory; remedy?: string; detail?: string },
   ) {
     const detail = options?.detail ?? describe(failure);
     super(
@@ -47,7 +54,8 @@ export class UpstreamError extends CodedError {
       options,
     );
     this.detail = detail;
-    this.category = options?.category ?? categoryOf(endpoint, failure);
+    this.category = options?.category ?? categoryOf(failure);
+    this.remedy = options?.remedy;
   }
 
   /** WeChat's errcode; undefined when WeChat gave none. */
@@ -116,8 +124,8 @@ function describe(f: UpstreamFailure): string {
   }
 }
 
-function categoryOf(endpoint: string, f: UpstreamFailure): ErrcodeCategory {
-  if (f.kind === "errcode") return classifyErrcode(f.errcode, endpoint);
+function categoryOf(f: UpstreamFailure): ErrcodeCategory {
+  if (f.kind === "errcode") return "unknown";
   if (f.kind === "not_called" && f.reason !== "circuit_open") return "quota";
   return "retryable";
 }

@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
+import { wechatErrcodes } from "../../src/credentials/wechat/errcodes.js";
 import { silentLogger } from "../../src/shared/logger.js";
 import {
   type BreakerState,
@@ -15,8 +16,13 @@ import {
 import { FakeClock } from "../helpers/fake-clock.js";
 
 const EP = "/cgi-bin/token";
+/** An errcode answer as the official-account client reports it: read by that family's table. */
 const answered = (errcode: number, errmsg: string) =>
-  new UpstreamError(EP, { kind: "errcode", errcode, errmsg });
+  new UpstreamError(
+    EP,
+    { kind: "errcode", errcode, errmsg },
+    { category: wechatErrcodes.classify(errcode, EP), remedy: wechatErrcodes.remedy(errcode, EP) },
+  );
 const busy = () => Promise.reject(answered(-1, "system error"));
 const http502 = () => Promise.reject(new UpstreamError(EP, { kind: "http", status: 502 }));
 const badSecret = () => Promise.reject(answered(40125, "invalid appsecret"));

@@ -6,7 +6,7 @@ import { silentLogger } from "../../src/shared/logger.js";
 import { DEFAULT_BREAKER_POLICY, UpstreamBreakers } from "../../src/upstream/upstream-breakers.js";
 import { UpstreamError } from "../../src/upstream/upstream-error.js";
 import { type GuardedEndpoint, UpstreamGuard } from "../../src/upstream/upstream-guard.js";
-import { createWechatClient, type WechatClient } from "../../src/upstream/wechat-client.js";
+import { createWechatClient, type WechatClient } from "../../src/credentials/wechat/wechat-client.js";
 import { FakeClock } from "../helpers/fake-clock.js";
 
 const APP = { appid: "wx00000000000000g1", secret: "guard-secret-0000000" };

@@ -1,4 +1,4 @@
-import type { WechatClient } from "../../upstream/wechat-client.js";
+import type { WechatClient } from "./wechat-client.js";
 
 // The official-account / mini-program family reaches WeChat through this client.
 declare module "../../core/kind.js" {

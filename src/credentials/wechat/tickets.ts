@@ -1,6 +1,6 @@
 import type { CredentialKindSpec, FetchContext, FetchedCredential } from "../../core/kind.js";
 import { UpstreamError } from "../../upstream/upstream-error.js";
-import type { TicketType } from "../../upstream/wechat-client.js";
+import type { TicketType } from "./wechat-client.js";
 import "./client.js";
 import { wechatErrcodes } from "./errcodes.js";
 

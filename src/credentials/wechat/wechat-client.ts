@@ -1,5 +1,6 @@
-import { type ScrubValues, scrubErrmsg } from "./scrub-errmsg.js";
-import { UpstreamError } from "./upstream-error.js";
+import { type ScrubValues, scrubErrmsg } from "../../upstream/scrub-errmsg.js";
+import { UpstreamError } from "../../upstream/upstream-error.js";
+import { wechatErrcodes } from "./errcodes.js";
 
 /** A credential as WeChat returned it. */
 export interface FetchedCredential {
@@ -109,7 +110,14 @@ export function createWechatClient(options: WechatClientOptions): WechatClient {
     if (typeof errcode === "number" && errcode !== 0) {
       // The one place WeChat's text enters the broker: scrubbed here.
       const errmsg = typeof record.errmsg === "string" ? scrubErrmsg(record.errmsg, scrub) : "";
-      throw new UpstreamError(endpoint, { kind: "errcode", errcode, errmsg });
+      throw new UpstreamError(
+        endpoint,
+        { kind: "errcode", errcode, errmsg },
+        {
+          category: wechatErrcodes.classify(errcode, endpoint),
+          remedy: wechatErrcodes.remedy(errcode, endpoint),
+        },
+      );
     }
     return record;
   }
