@@ -1,6 +1,7 @@
 import type { BrokerConfig, StoreConfig, WebhookConfig } from "./config/config.js";
 import type { RefreshLock } from "./core/ports/refresh-lock.js";
 import { createStore, type StoreBundle } from "./create-store.js";
+import { createWechatClient, type WechatClient } from "./credentials/wechat/wechat-client.js";
 import {
   type BrokerObservability,
   createObservability,
@@ -15,7 +16,6 @@ import type { ReportBudgetOptions } from "./token/report-budget.js";
 import { TokenManager } from "./token/token-manager.js";
 import { type BreakerPolicy, UpstreamBreakers } from "./upstream/upstream-breakers.js";
 import { UpstreamGuard } from "./upstream/upstream-guard.js";
-import { createWechatClient, type WechatClient } from "./upstream/wechat-client.js";
 
 /**
  * What the core reads from the configuration. `coreSettingsOf` takes it from
