@@ -123,8 +123,8 @@ function selfCheck(dir: string, flag: string): void {
 /**
  * Records a fresh fake token and writes it into a log line and into MONITOR
  * lines: where it leaks (a key, a script argument other than the value, a
- * channel) and where the Redis rule allows it (the credential value in the
- * script, the hash and the update message). Returns the value.
+ * channel) and where the Redis rule allows it (the credential value or state
+ * in the script and the hash, the value in the update message). Returns the value.
  */
 function plantLeak(dir: string, label: string): string {
   const value = `9_${label}-${Math.random().toString(36).slice(2)}${"x".repeat(40)}`;
@@ -146,6 +146,9 @@ function plantLeak(dir: string, label: string): string {
     `+1.0 [0 lua] "HSET" "p:{a/access_token}:cred" "value" "${value}" "version" "1"`,
     `+1.0 [0 lua] "PUBLISH" "p:${value}" "{\\"id\\":\\"a\\/access_token\\",\\"fields\\":{\\"value\\":\\"x\\"}}"`,
     `+1.0 [0 lua] "PUBLISH" "p:updates" "{\\"id\\":\\"a\\/access_token\\",\\"fields\\":{\\"value\\":\\"${value}\\"}}"`,
+    // A kind's state where the store keeps it: the CAS script's state argument and the hash field.
+    `+1.0 [0 127.0.0.1:1] "evalsha" "${cas}" "1" "p:{a/k/o1}:cred" "p:updates" "a/k/o1" "0" "1" "x" "1" "2" "3" "" "9" "${value}"`,
+    `+1.0 [0 lua] "HSET" "p:{a/k/o1}:cred" "value" "x" "state" "${value}"`,
   ];
   writeFileSync(join(dir, `redis-0-${pid}-0.monitor`), `${monitor.join("\r\n")}\r\n`, {
     flag: "a",

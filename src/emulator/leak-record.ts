@@ -13,7 +13,8 @@ import { join } from "node:path";
  */
 export const LEAK_RECORD_DIR_ENV = "TOKEN_BROKER_LEAK_RECORD_DIR";
 
-export type LeakCandidateKind = "secret" | "access_token" | "ticket";
+/** "refresh_token": a credential kind's private state (tests record what they write). */
+export type LeakCandidateKind = "secret" | "access_token" | "ticket" | "refresh_token";
 
 const recorded = new Set<string>();
 

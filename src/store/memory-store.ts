@@ -4,13 +4,14 @@ import {
   keyId,
   type NewCredential,
   type StoredCredential,
-} from "../token/credential.js";
+} from "../core/credential.js";
 import { planRestore } from "./restore-plan.js";
-import type { CasResult, CredentialUpdate, TokenStore } from "./token-store.js";
+import type { CasResult, CredentialUpdate, TokenStore } from "../core/ports/token-store.js";
 
 /**
  * The embedded store for a single node: a Map. Nothing survives a restart,
  * and nothing is shared between processes; use the Redis store for replicas.
+ * Records are kept whole, a kind's `state` included.
  */
 export class MemoryTokenStore implements TokenStore {
   readonly #entries = new Map<string, StoredCredential>();
@@ -35,10 +36,10 @@ export class MemoryTokenStore implements TokenStore {
     if (fence < (this.#fences.get(id) ?? 0)) return { written: false, reason: "fence", current };
     if ((current?.version ?? 0) !== expectedVersion)
       return { written: false, reason: "version", current };
-    const credential: StoredCredential = {
+    const credential = withoutEmptyState({
       ...next,
       version: Math.max(expectedVersion + 1, minVersion),
-    };
+    });
     this.#entries.set(id, credential);
     this.#fences.set(id, fence);
     this.#notify(key, credential);
@@ -59,8 +60,9 @@ export class MemoryTokenStore implements TokenStore {
   async restore(key: CredentialKey, known: StoredCredential): Promise<CasResult> {
     const id = keyId(key);
     const current = this.#entries.get(id);
-    const { put } = planRestore(current, known);
-    if (!put) return { written: false, reason: "version", current };
+    const planned = planRestore(current, known).put;
+    if (!planned) return { written: false, reason: "version", current };
+    const put = withoutEmptyState(planned);
     this.#entries.set(id, put);
     if (!current) this.#fences.set(id, 0);
     this.#notify(key, put);
@@ -82,4 +84,11 @@ export class MemoryTokenStore implements TokenStore {
   async close(): Promise<void> {
     this.#listeners.clear();
   }
+}
+
+/** An empty state is no state, as in the Redis store (which removes the field). */
+function withoutEmptyState(c: StoredCredential): StoredCredential {
+  if (c.state !== "") return c;
+  const { state: _, ...rest } = c;
+  return rest;
 }

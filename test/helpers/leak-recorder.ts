@@ -31,12 +31,13 @@ import { luaScripts } from "../../src/store/redis/lua-loader.js";
  * fingerprint, never the value.
  *
  * The Redis rule: keys, channel names and every argument are scanned, except
- * the credential value itself where the store is meant to keep it: ARGV
- * `value` of cas-credential-1.lua / restore-credential-1.lua (EVAL/EVALSHA),
- * the `value` field of HSET on a `…:cred` hash, and `fields.value` of a
- * credential update message (PUBLISH). Those hold the token in plaintext when
- * encryption at rest is off, which is the default; encryption itself is
- * checked by test/store/redis/encryption.test.ts.
+ * the credential value and a kind's state (a refresh token) where the store
+ * is meant to keep them: ARGV `value` and `state` of cas-credential-1.lua /
+ * restore-credential-1.lua (EVAL/EVALSHA), the `value` and `state` fields of
+ * HSET on a `…:cred` hash, and `fields.value` of a credential update message
+ * (PUBLISH). Those hold them in plaintext when encryption at rest is off,
+ * which is the default; encryption itself is checked by
+ * test/store/redis/encryption.test.ts.
  */
 
 export { LEAK_RECORD_DIR_ENV, type LeakCandidateKind, recordLeakCandidate };
@@ -211,22 +212,25 @@ export function parseMonitorLine(line: string): string[] | undefined {
 
 const ESCAPES: Record<string, string> = { n: "\n", r: "\r", t: "\t", a: "\x07", b: "\b" };
 
-/** The credential scripts and the ARGV position of the value each takes (see their headers). */
-const VALUE_ARGV: Record<string, number> = {
-  casCredential: 5,
-  restoreCredential: 4,
-  discardCredential: 1,
+/** The credential scripts and the ARGV positions of the value and state each takes (see their headers). */
+const STORED_ARGV: Record<string, readonly number[]> = {
+  casCredential: [5, 11],
+  restoreCredential: [4, 10],
+  discardCredential: [1],
 };
-let scriptValueArgv: Map<string, number> | undefined;
+let scriptStoredArgv: Map<string, readonly number[]> | undefined;
 
-function valueArgvOf(sha: string): number | undefined {
-  scriptValueArgv ??= new Map(
+function storedArgvOf(sha: string): readonly number[] | undefined {
+  scriptStoredArgv ??= new Map(
     luaScripts("credential")
-      .filter((s) => VALUE_ARGV[s.name] !== undefined)
-      .map((s) => [sha1(s.lua), VALUE_ARGV[s.name] ?? 0]),
+      .filter((s) => STORED_ARGV[s.name] !== undefined)
+      .map((s) => [sha1(s.lua), STORED_ARGV[s.name] ?? []]),
   );
-  return scriptValueArgv.get(sha);
+  return scriptStoredArgv.get(sha);
 }
+
+/** Hash fields of a credential that hold what the store is meant to keep. */
+const STORED_FIELDS = new Set(["value", "state"]);
 
 /**
  * The parts of one command that must hold no recorded value: everything but
@@ -236,17 +240,17 @@ export function scannedParts(args: readonly string[]): string[] {
   const name = (args[0] ?? "").toLowerCase();
   if ((name === "evalsha" || name === "eval") && args.length > 2) {
     const sha = name === "eval" ? sha1(args[1] ?? "") : (args[1] ?? "").toLowerCase();
-    const argv = valueArgvOf(sha);
+    const argv = storedArgvOf(sha);
     const numKeys = Number(args[2]);
-    // The script body is code; for the credential scripts the value is skipped.
+    // The script body is code; for the credential scripts the value and state are skipped.
     const rest = args.slice(2);
     if (argv === undefined || !Number.isSafeInteger(numKeys))
       return name === "eval" ? rest : [...args];
-    const skip = 3 + numKeys + argv - 1;
-    return args.filter((_, i) => i !== 1 && i !== skip);
+    const skip = new Set(argv.map((n) => 3 + numKeys + n - 1));
+    return args.filter((_, i) => i !== 1 && !skip.has(i));
   }
   if ((name === "hset" || name === "hmset" || name === "hsetnx") && /:cred$/.test(args[1] ?? "")) {
-    return args.filter((_, i) => !(i >= 3 && i % 2 === 1 && args[i - 1] === "value"));
+    return args.filter((_, i) => !(i >= 3 && i % 2 === 1 && STORED_FIELDS.has(args[i - 1] ?? "")));
   }
   if (name === "publish" && args.length === 3) {
     const payload = args[2] ?? "";
@@ -299,7 +303,12 @@ interface Candidate {
 /** Scans everything recorded in `dir`. */
 export function scanLeakRecords(dir: string): LeakReport {
   const files = existsSync(dir) ? readdirSync(dir).sort() : [];
-  const values: Record<LeakCandidateKind, number> = { secret: 0, access_token: 0, ticket: 0 };
+  const values: Record<LeakCandidateKind, number> = {
+    secret: 0,
+    access_token: 0,
+    ticket: 0,
+    refresh_token: 0,
+  };
   const byValue = new Map<string, Candidate>();
   let tooShort = 0;
   for (const f of files.filter((f) => /^values-.*\.ndjson$/.test(f))) {
@@ -379,7 +388,7 @@ export function scanLeakRecords(dir: string): LeakReport {
 export function describeLeakReport(report: LeakReport, limit = 40): string {
   const v = report.values;
   const lines = [
-    `leak scan: ${v.secret} secrets, ${v.access_token} access tokens, ${v.ticket} tickets (${report.tooShort} values under ${MIN_SCANNED_LENGTH} characters skipped); ` +
+    `leak scan: ${v.secret} secrets, ${v.access_token} access tokens, ${v.ticket} tickets, ${v.refresh_token} refresh tokens (${report.tooShort} values under ${MIN_SCANNED_LENGTH} characters skipped); ` +
       `${report.logLines} log lines from ${report.logFiles} processes; ` +
       `${report.redisCommands} Redis commands from ${report.monitorFiles} server runs: ${report.hits.length} hits`,
   ];

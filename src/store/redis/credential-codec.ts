@@ -1,20 +1,23 @@
-import type { StoredCredential } from "../../token/credential.js";
+import type { StoredCredential } from "../../core/credential.js";
 import {
   type CredentialKey,
   MAX_CREDENTIAL_LIFETIME_MS,
   parseKeyId,
-} from "../../token/credential.js";
+} from "../../core/credential.js";
 import { isSealedValue, type ValueCipher, ValueDecryptionError } from "./value-cipher.js";
 
 /**
  * How a credential is laid out in Redis: one hash per credential whose fields
  * are decimal strings (`version`, `fence`, `fetchedAt`, `expiresAt`,
- * `previousValidUntil`) plus `value`. The pub/sub message of a write names
- * only the credential and its version: it is a hint to re-read the hash,
- * never a source of values (see RedisTokenStore).
+ * `previousValidUntil`) plus `value` and, for kinds that keep one, `state`
+ * (e.g. a refresh token). The pub/sub message of a write names only the
+ * credential and its version: it is a hint to re-read the hash, never a
+ * source of values or state (see RedisTokenStore).
  *
- * With a ValueCipher, `value` is sealed (see value-cipher.ts) with the
- * credential id and the record's other fields as AAD. A plaintext value read
+ * With a ValueCipher, `value` and `state` are each sealed (see
+ * value-cipher.ts) with the credential id and the record's other fields as
+ * AAD; `state`'s AAD also names the field, so a sealed value moved into
+ * `state` (or the reverse) does not open. A plaintext value or state read
  * while a cipher is configured is refused, unless the operator's migration
  * switch (`acceptPlaintextUntil`) is still open.
  *
@@ -29,7 +32,7 @@ export const MAX_CLOCK_SKEW_MS = 60_000;
 
 /** How values are sealed and what is accepted when reading. */
 export interface ValueSealing {
-  /** The credential id ("<appId>/<kind>"). */
+  /** The credential id, keyId(key): "<appId>/<kind>" or "<appId>/<kind>/<subject>". */
   readonly id: string;
   readonly cipher?: ValueCipher | undefined;
   /** With a cipher: plaintext values are still read before this time (epoch ms). */
@@ -60,6 +63,8 @@ export interface EncodedCredential {
   readonly expiresAt: string;
   /** "" when the credential has none (the script then removes the field). */
   readonly previousValidUntil: string;
+  /** The kind's state, sealed like `value`; "" when there is none (the field is removed). */
+  readonly state: string;
 }
 
 export function encodeCredential(
@@ -75,17 +80,32 @@ export function encodeCredential(
         ? ""
         : encodeInteger(next.previousValidUntil, "previousValidUntil"),
   };
+  const { cipher, id } = sealing;
+  const binding = bindingOf(encoded);
+  // An empty state is no state: Redis keeps none (the memory store does likewise).
+  const state = next.state ?? "";
+  if (!cipher && isSealedValue(state))
+    throw new RangeError(
+      `the state of credential ${id} looks like an encryption envelope (v<n>:…); stored unencrypted it would be misread`,
+    );
   return {
     ...encoded,
-    value: sealing.cipher
-      ? sealing.cipher.encrypt(next.value, sealing.id, bindingOf(encoded))
-      : next.value,
+    value: cipher ? cipher.encrypt(next.value, id, binding) : next.value,
+    state: cipher && state !== "" ? cipher.encrypt(state, id, stateBinding(binding)) : state,
   };
 }
 
 /** The record's fields a sealed value is bound to (part of its AAD), as stored. */
-function bindingOf(f: Omit<EncodedCredential, "value">): string {
+function bindingOf(f: Omit<EncodedCredential, "value" | "state">): string {
   return `version=${f.version};fetchedAt=${f.fetchedAt};expiresAt=${f.expiresAt};previousValidUntil=${f.previousValidUntil}`;
+}
+
+/**
+ * A sealed state's binding: the record's, under its own label, so it never
+ * equals a value's (which keeps the unlabelled form earlier releases sealed).
+ */
+function stateBinding(binding: string): string {
+  return `field=state;${binding}`;
 }
 
 function encodeInteger(n: number, field: string): string {
@@ -129,7 +149,21 @@ export function decodeFields(
       : { previousValidUntil: decodeNumber(fields, "previousValidUntil") }),
   };
   checkIssuable(credential, sealing);
-  return { ...credential, value: openValue(credential, sealing) };
+  const binding = bindingOf({
+    version: String(credential.version),
+    fetchedAt: String(credential.fetchedAt),
+    expiresAt: String(credential.expiresAt),
+    previousValidUntil:
+      credential.previousValidUntil === undefined ? "" : String(credential.previousValidUntil),
+  });
+  const state = fields.state;
+  return {
+    ...credential,
+    value: open(value, "value", binding, sealing),
+    ...(state === undefined || state === ""
+      ? {}
+      : { state: open(state, "state", stateBinding(binding), sealing) }),
+  };
 }
 
 /** Refuses what WeChat cannot have issued; a forged record could otherwise live for ever. */
@@ -146,32 +180,38 @@ function checkIssuable(c: StoredCredential, sealing: ValueSealing): void {
     );
 }
 
-function openValue(c: StoredCredential, sealing: ValueSealing): string {
+/** A stored field (`value` or `state`) in the clear, checked against the sealing rules. */
+function open(
+  stored: string,
+  field: "value" | "state",
+  binding: string,
+  sealing: ValueSealing,
+): string {
   const { id, cipher } = sealing;
-  if (!isSealedValue(c.value)) {
-    if (!cipher) return c.value;
+  const what = field === "value" ? `credential ${id}` : `the state of credential ${id}`;
+  if (!isSealedValue(stored)) {
+    if (!cipher) return stored;
     if (sealing.acceptPlaintextUntil !== undefined && sealing.now < sealing.acceptPlaintextUntil)
-      return c.value; // the operator's migration switch is open
+      return stored; // the operator's migration switch is open
     throw new RefusedCredentialError(
-      `credential ${id} is stored unencrypted while encryption keys are configured; refused (a plaintext store is read only while security.acceptPlaintextUntil is in the future)`,
+      `${what} is stored unencrypted while encryption keys are configured; refused (a plaintext store is read only while security.acceptPlaintextUntil is in the future)`,
       "plaintext",
     );
   }
   if (!cipher)
     throw new ValueDecryptionError(
-      `credential ${id} is encrypted but no encryption keys are configured`,
+      `${what} is encrypted but no encryption keys are configured`,
       "no-keys",
     );
-  return cipher.decrypt(
-    c.value,
-    id,
-    bindingOf({
-      version: String(c.version),
-      fetchedAt: String(c.fetchedAt),
-      expiresAt: String(c.expiresAt),
-      previousValidUntil: c.previousValidUntil === undefined ? "" : String(c.previousValidUntil),
-    }),
-  );
+  if (field === "value") return cipher.decrypt(stored, id, binding);
+  try {
+    return cipher.decrypt(stored, id, binding);
+  } catch (err) {
+    // Say which field did not open; the cipher's message names the credential only.
+    if (err instanceof ValueDecryptionError)
+      throw new ValueDecryptionError(`${err.message} (its state field)`, err.problem, err.keyId);
+    throw err;
+  }
 }
 
 function decodeNumber(fields: Readonly<Record<string, string>>, name: string): number {
@@ -183,7 +223,7 @@ function decodeNumber(fields: Readonly<Record<string, string>>, name: string): n
 }
 
 /**
- * A message published by the write scripts: `{"id": "<appId>/<kind>",
+ * A message published by the write scripts: `{"id": "<keyId>",
  * "version": "<n>"}`, a hint that the credential was written. Throws,
  * without quoting the message, when it is not one. Any other field (a value
  * someone published) is ignored: replicas only ever read values from the hash.

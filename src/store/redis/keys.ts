@@ -1,15 +1,19 @@
-import { type CredentialKey, keyId } from "../../token/credential.js";
+import { type CredentialKey, keyId } from "../../core/credential.js";
 
 /**
  * Every Redis key and channel the broker uses, under one configurable prefix.
- * The per-credential keys share a hash tag (`{app/kind}`), and the schedule's
- * keys share theirs, so each multi-key script touches one Redis Cluster slot.
- * Keys carry the broker's app id and the credential kind; never a secret.
+ * The per-credential keys share a hash tag, the credential's keyId
+ * (`{app/kind}`, or `{app/kind/subject}` for kinds with a subject), and the
+ * schedule's keys share theirs, so each multi-key script touches one Redis
+ * Cluster slot and each credential may live on its own. Account-level keys
+ * are spelled as earlier releases wrote them, so their credentials stay
+ * readable across an upgrade. Keys carry the broker's app id, the kind and
+ * the subject (an openid or appid: an identifier); never a secret.
  */
 export class RedisKeys {
   constructor(readonly prefix: string) {}
 
-  /** Hash: value, version, fence, fetchedAt, expiresAt, previousValidUntil. */
+  /** Hash: value, version, fence, fetchedAt, expiresAt, previousValidUntil, state. */
   credential(key: CredentialKey): string {
     return `${this.prefix}:{${keyId(key)}}:cred`;
   }

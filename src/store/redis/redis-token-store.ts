@@ -5,10 +5,10 @@ import {
   keyId,
   type NewCredential,
   type StoredCredential,
-} from "../../token/credential.js";
+} from "../../core/credential.js";
 import { planRestore } from "../restore-plan.js";
 import { StoreUnavailableError } from "../store-unavailable.js";
-import type { CasResult, CredentialUpdate, TokenStore } from "../token-store.js";
+import type { CasResult, CredentialUpdate, TokenStore } from "../../core/ports/token-store.js";
 import { quitOrDisconnect, type RedisClient } from "./connection.js";
 import {
   decodeFields,
@@ -36,9 +36,10 @@ export interface RedisTokenStoreOptions {
   /** Only used to compute when a credential may be deleted. */
   readonly clock?: Clock;
   /**
-   * Seals credential values at rest. Absent: values are stored in plaintext.
-   * Present: a plaintext value in the store is refused (never served, deleted
-   * so the next refresh replaces it) unless `acceptPlaintextUntil` is later.
+   * Seals credential values and kinds' states at rest. Absent: both are stored
+   * in plaintext. Present: a plaintext value or state in the store is refused
+   * (never served, deleted so the next refresh replaces it) unless
+   * `acceptPlaintextUntil` is later.
    */
   readonly cipher?: ValueCipher;
   /** With a cipher: the end (epoch ms) of the migration window in which plaintext values are read. */
@@ -51,7 +52,8 @@ const RESTORE_ROUNDS = 5;
 /**
  * The shared store for replicas. Each credential is one hash, written only by
  * the Lua scripts, which check the fence and the version, write, and publish
- * a hint ({id, version}) on `keys.updates` in one atomic step. Every instance
+ * a hint ({id, version}: never the value or the kind's state) on
+ * `keys.updates` in one atomic step. Every instance
  * (the writer included) hears the hint on its own subscriber connection and
  * re-reads the hash before telling its listeners: the store is the only
  * source of truth, so whoever can PUBLISH to Redis cannot hand a replica a
@@ -206,9 +208,9 @@ export class RedisTokenStore implements TokenStore {
   ): Promise<StoredCredential | undefined> {
     try {
       const credential = decodeFields(fields, this.#sealing(key));
-      if (credential && this.#cipher && fields.value && !isSealedValue(fields.value))
+      if (credential && this.#cipher && [fields.value, fields.state].some(isPlaintext))
         this.#logger.warn(
-          { app: key.appId, kind: key.kind, version: credential.version },
+          { ...logFields(key), version: credential.version },
           "serving a credential stored unencrypted (security.acceptPlaintextUntil is open); it is sealed at its next write",
         );
       return credential;
@@ -216,7 +218,7 @@ export class RedisTokenStore implements TokenStore {
       if (!(err instanceof RefusedCredentialError)) throw err;
       // Loud: only a foreign writer (or a store written before keys were set) leaves these.
       this.#logger.error(
-        { app: key.appId, kind: key.kind, reason: err.reason, problem: err.message },
+        { ...logFields(key), reason: err.reason, problem: err.message },
         "refused a stored credential; treating it as absent and deleting it so a refresh replaces it",
       );
       await this.#command("write", () =>
@@ -292,11 +294,7 @@ export class RedisTokenStore implements TokenStore {
           } else {
             // Unreachable: the resync after reconnecting reads it again.
             this.#logger.warn(
-              {
-                app: key.appId,
-                kind: key.kind,
-                err: err instanceof Error ? err.message : String(err),
-              },
+              { ...logFields(key), err: err instanceof Error ? err.message : String(err) },
               "could not read a credential after its update notice",
             );
           }
@@ -336,6 +334,17 @@ export class RedisTokenStore implements TokenStore {
       }
     }
   }
+}
+
+/** How a credential is named in log lines (a subject is an identifier, never a secret). */
+function logFields(key: CredentialKey): Record<string, string> {
+  return key.subject === undefined
+    ? { app: key.appId, kind: key.kind }
+    : { app: key.appId, kind: key.kind, subject: key.subject };
+}
+
+function isPlaintext(field: string | undefined): boolean {
+  return field !== undefined && field !== "" && !isSealedValue(field);
 }
 
 /**

@@ -78,6 +78,7 @@ export function loadScripts(client: RedisClient): TokenScripts {
           c.expiresAt,
           c.previousValidUntil,
           String(a.keepMs),
+          c.state,
         ),
       );
     },
@@ -96,6 +97,7 @@ export function loadScripts(client: RedisClient): TokenScripts {
           c.expiresAt,
           c.previousValidUntil,
           String(a.keepMs),
+          c.state,
         ),
       );
     },

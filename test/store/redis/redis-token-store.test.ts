@@ -3,8 +3,8 @@ import { RedisKeys } from "../../../src/store/redis/keys.js";
 import type { RedisTokenStore } from "../../../src/store/redis/redis-token-store.js";
 import { loadScripts } from "../../../src/store/redis/scripts.js";
 import { isStoreUnavailable, StoreUnavailableError } from "../../../src/store/store-unavailable.js";
-import type { CredentialUpdate } from "../../../src/store/token-store.js";
-import type { NewCredential } from "../../../src/token/credential.js";
+import type { CredentialUpdate } from "../../../src/core/ports/token-store.js";
+import type { NewCredential } from "../../../src/core/credential.js";
 import { type RedisServer, startRedisServer } from "../../helpers/redis-server.js";
 import { captureLogger, connect, freshKeys, openStore, scanAll, until } from "./helpers.js";
 
@@ -112,7 +112,7 @@ describe("RedisTokenStore on one redis-server", () => {
     try {
       loadScripts(client);
       const hash = keys.credential(key);
-      const call = (expected: number, fence: number, value: string) =>
+      const call = (expected: number, fence: number, value: string, state = "") =>
         client.casCredential(
           hash,
           keys.updates,
@@ -125,10 +125,24 @@ describe("RedisTokenStore on one redis-server", () => {
           "2",
           "",
           String(Date.now() + HOUR),
+          state,
         );
-      expect(await call(0, 2, "a")).toEqual([
+      expect(await call(0, 2, "a", "st")).toEqual([
         1,
-        ["value", "a", "version", "1", "fence", "2", "fetchedAt", "1", "expiresAt", "2"],
+        [
+          "value",
+          "a",
+          "version",
+          "1",
+          "fence",
+          "2",
+          "fetchedAt",
+          "1",
+          "expiresAt",
+          "2",
+          "state",
+          "st",
+        ],
       ]);
       expect(await call(1, 1, "b")).toEqual([-1, expect.arrayContaining(["value", "a"])]);
       expect(await call(0, 2, "c")).toEqual([0, expect.arrayContaining(["version", "1"])]);
@@ -146,9 +160,12 @@ describe("RedisTokenStore on one redis-server", () => {
           "2",
           "",
           String(HOUR),
+          "",
         ),
       ).toEqual([0, expect.arrayContaining(["version", "1"])]);
       expect(await client.hget(hash, "value")).toBe("a");
+      // An empty state argument removes the field.
+      expect(await call(1, 2, "e")).toEqual([1, expect.not.arrayContaining(["state"])]);
     } finally {
       client.disconnect();
     }

@@ -1,7 +1,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { MemoryTokenStore } from "../../../src/store/memory-store.js";
-import type { CredentialUpdate, TokenStore } from "../../../src/store/token-store.js";
-import type { NewCredential } from "../../../src/token/credential.js";
+import type { CredentialUpdate, TokenStore } from "../../../src/core/ports/token-store.js";
+import type { CredentialKey, NewCredential } from "../../../src/core/credential.js";
+import { recordLeakCandidate } from "../../helpers/leak-recorder.js";
 import { type RedisServer, startRedisServer } from "../../helpers/redis-server.js";
 import { freshKeys, openStore, until } from "./helpers.js";
 
@@ -22,6 +23,18 @@ const next = (value: string, extra: Partial<NewCredential> = {}): NewCredential 
   expiresAt: T0 + 7_200_000,
   ...extra,
 });
+
+/** Two users' credentials of one per-user kind, and the account-level one of the same app. */
+const alice: CredentialKey = { appId: "a", kind: "user_token", subject: "o_alice" };
+const bob: CredentialKey = { appId: "a", kind: "user_token", subject: "o_bob" };
+const accountLevel: CredentialKey = { appId: "a", kind: "user_token" };
+let states = 0;
+/** A refresh-token-shaped state nobody else writes; the suite-wide leak scan looks for it. */
+const rt = (label: string): string => {
+  const state = `rt_${label}_${process.pid}_${++states}_${Math.random().toString(36).slice(2)}`;
+  recordLeakCandidate("refresh_token", state);
+  return state;
+};
 
 let server: RedisServer;
 beforeAll(async () => {
@@ -212,6 +225,85 @@ describe.each(factories)("%s", (_name, open) => {
     await s.compareAndSet(other, 0, 1, next("marker"));
     await until(() => all.length === 2, "the marker write");
     expect(all.map((u) => u.credential.value)).toEqual(["t1", "marker"]);
+  });
+
+  it("keeps a kind's state with its credential: written, read, notified", async () => {
+    const s = await store();
+    const heard: CredentialUpdate[] = [];
+    s.subscribe((u) => heard.push(u));
+    const state = rt("first");
+    expect(await s.compareAndSet(key, 0, 1, next("t1", { state }))).toEqual({
+      written: true,
+      credential: { ...next("t1", { state }), version: 1 },
+    });
+    expect(await s.get(key)).toEqual({ ...next("t1", { state }), version: 1 });
+    // A write with a new state replaces it; a refused write reports the stored one.
+    const newer = rt("newer");
+    await s.compareAndSet(key, 1, 1, next("t2", { state: newer }));
+    expect(await s.compareAndSet(key, 1, 1, next("late", { state: rt("late") }))).toEqual({
+      written: false,
+      reason: "version",
+      current: { ...next("t2", { state: newer }), version: 2 },
+    });
+    await until(() => heard.length === 2, "two updates");
+    expect(heard.map((u) => u.credential.state)).toEqual([state, newer]);
+  });
+
+  it("a write without state removes the stored one (no older state left behind); an empty state is none", async () => {
+    const s = await store();
+    await s.compareAndSet(key, 0, 1, next("t1", { state: rt("dropped") }));
+    expect(await s.compareAndSet(key, 1, 1, next("t2"))).toEqual({
+      written: true,
+      credential: { ...next("t2"), version: 2 },
+    });
+    expect(await s.get(key)).toEqual({ ...next("t2"), version: 2 });
+    await s.compareAndSet(key, 2, 1, next("t3", { state: "" }));
+    expect(await s.get(key)).toEqual({ ...next("t3"), version: 3 });
+  });
+
+  it("restore puts the state back with the record, and keeps the stored one's when that wins", async () => {
+    const s = await store();
+    const held = { ...next("held", { state: rt("held") }), version: 4 };
+    expect(await s.restore(key, held)).toEqual({ written: true, credential: held });
+    expect(await s.get(key)).toEqual(held);
+    // Put whole: a later-issued record without state leaves none behind.
+    const later = { ...next("later", { fetchedAt: T0 + 60_000 }), version: 5 };
+    expect(await s.restore(key, later)).toEqual({ written: true, credential: later });
+    expect(await s.get(key)).toEqual(later);
+    // The stored record wins over an older one: renumbered with its own state.
+    const kept = rt("kept");
+    await s.compareAndSet(key, 5, 1, next("kept", { fetchedAt: T0 + 120_000, state: kept }));
+    expect(await s.restore(key, { ...next("old", { state: rt("old") }), version: 9 })).toEqual({
+      written: false,
+      reason: "version",
+      current: { ...next("kept", { fetchedAt: T0 + 120_000, state: kept }), version: 10 },
+    });
+  });
+
+  it("keeps subject credentials apart from each other and from the account-level one", async () => {
+    const s = await store();
+    const heard: CredentialUpdate[] = [];
+    s.subscribe((u) => heard.push(u));
+    const aliceState = rt("alice");
+    await s.compareAndSet(alice, 0, 3, next("for-alice", { state: aliceState }));
+    expect(await s.get(bob)).toBeUndefined();
+    expect(await s.get(accountLevel)).toBeUndefined();
+    // Versions and fences are per subject: bob starts at 1 with a lower fence.
+    expect(await s.compareAndSet(bob, 0, 1, next("for-bob"))).toEqual({
+      written: true,
+      credential: { ...next("for-bob"), version: 1 },
+    });
+    await s.compareAndSet(accountLevel, 0, 1, next("for-the-app"));
+    expect(await s.get(alice)).toEqual({ ...next("for-alice", { state: aliceState }), version: 1 });
+    expect((await s.get(bob))?.value).toBe("for-bob");
+    expect((await s.get(accountLevel))?.value).toBe("for-the-app");
+    await until(() => heard.length === 3, "three updates");
+    // Each notice names its own key, subject included.
+    expect(heard.map((u) => [u.key, u.credential.value])).toEqual([
+      [alice, "for-alice"],
+      [bob, "for-bob"],
+      [accountLevel, "for-the-app"],
+    ]);
   });
 
   it("closes idempotently", async () => {

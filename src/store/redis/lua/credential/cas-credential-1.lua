@@ -13,7 +13,7 @@
   Input:
     KEYS[1] the credential hash (RedisKeys.credential)
     ARGV[1] the pub/sub channel (RedisKeys.updates)
-    ARGV[2] the credential id "<appId>/<kind>", named in the message
+    ARGV[2] the credential id "<appId>/<kind>[/<subject>]", named in the message
     ARGV[3] expected version (0 when nothing is stored)
     ARGV[4] the writer's fence
     ARGV[5] value
@@ -25,6 +25,9 @@
             credential's remaining life plus a retention for diagnosis. A
             relative time, so broker and Redis clocks need not agree; this
             script never reads the server clock
+    ARGV[11] the kind's state (sealed like the value when encryption is on),
+            or "" when there is none: the field is then removed, so a write
+            without state never leaves an older version's state behind
 
   Output: { status, fields }
     status  1 written; 0 refused, the stored version is not ARGV[3];
@@ -33,7 +36,8 @@
             (empty when nothing is stored)
 
   When written, publishes on ARGV[1] the hint { "id": ARGV[2], "version": ARGV[6] }
-  inside the same script, so no write goes unannounced.
+  inside the same script, so no write goes unannounced. The hint never
+  carries the value or the state.
 ]]
 --- @include "publish-credential"
 
@@ -58,6 +62,11 @@ if ARGV[9] == '' then
   redis.call('HDEL', key, 'previousValidUntil')
 else
   redis.call('HSET', key, 'previousValidUntil', ARGV[9])
+end
+if ARGV[11] == '' then
+  redis.call('HDEL', key, 'state')
+else
+  redis.call('HSET', key, 'state', ARGV[11])
 end
 redis.call('PEXPIRE', key, ARGV[10])
 

@@ -1,5 +1,5 @@
 --[[
-  Put one whole credential record (value, version and times as given) if the
+  Put one whole credential record (value, version, times and state as given) if the
   stored version is still the one the caller read; announce the write
   atomically. RedisTokenStore.restore uses it to reconcile a replica's copy
   with the store (see restore-plan.ts): to hand back what a restarted (empty)
@@ -12,7 +12,7 @@
   Input:
     KEYS[1] the credential hash (RedisKeys.credential)
     ARGV[1] the pub/sub channel (RedisKeys.updates)
-    ARGV[2] the credential id "<appId>/<kind>", named in the message
+    ARGV[2] the credential id "<appId>/<kind>[/<subject>]", named in the message
     ARGV[3] expected version (0 when nothing is stored)
     ARGV[4] value
     ARGV[5] version to write (above ARGV[3])
@@ -21,12 +21,15 @@
     ARGV[8] previousValidUntil (epoch ms), or "" when there is none
     ARGV[9] how long Redis keeps the hash from now (ms, for PEXPIRE; relative,
             so broker and Redis clocks need not agree)
+    ARGV[10] the kind's state (sealed like the value when encryption is on),
+            or "" when there is none (the record is put whole: no field of
+            the one it replaces survives but the fence)
 
   Output: { status, fields }
     status  1 written; 0 refused, the stored version is not ARGV[3]
     fields  the hash after the call, as HGETALL's flat { field, value, ... }
 
-  When written, publishes like cas-credential-1.lua.
+  When written, publishes like cas-credential-1.lua (no value, no state).
 ]]
 --- @include "publish-credential"
 
@@ -46,6 +49,9 @@ redis.call('HSET', key,
   'expiresAt', ARGV[7])
 if ARGV[8] ~= '' then
   redis.call('HSET', key, 'previousValidUntil', ARGV[8])
+end
+if ARGV[10] ~= '' then
+  redis.call('HSET', key, 'state', ARGV[10])
 end
 redis.call('PEXPIRE', key, ARGV[9])
 return { 1, publishCredential(key, ARGV[1], ARGV[2]) }
