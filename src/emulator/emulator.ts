@@ -3,12 +3,25 @@ import { dispatchApi } from "./api-router.js";
 import { resolveConfig } from "./config.js";
 import { createControl } from "./control.js";
 import { dispatchControl } from "./control-routes.js";
+import type { EmulatorControl } from "./control-types.js";
 import { HttpServer } from "./http-server.js";
 import { OffsetClock } from "./offset-clock.js";
 import { EmulatorState } from "./state.js";
-import type { Emulator, EmulatorOptions } from "./types.js";
+import type { EmulatorOptions } from "./types.js";
 
 const CONTROL_PREFIX = "/_emulator/";
+
+export interface Emulator {
+  /**
+   * Starts serving. Defaults: port 0 (any free port) on 127.0.0.1. Resolves
+   * with the base URL, e.g. `http://127.0.0.1:40123`.
+   */
+  listen(port?: number, host?: string): Promise<{ url: string; port: number }>;
+  /** Stops serving; drops hung and delayed requests by closing their sockets. */
+  close(): Promise<void>;
+  /** The `/_emulator/*` operations, callable in-process. */
+  readonly control: EmulatorControl;
+}
 
 /**
  * Creates an emulator of WeChat's credential HTTP API (facts §11, R1–R27,

@@ -63,10 +63,9 @@ export type {
   TokenKind,
 } from "./control-types.js";
 export { EmulatorControlError } from "./control-types.js";
-export { createEmulator } from "./emulator.js";
+export { createEmulator, type Emulator } from "./emulator.js";
 export type {
   AppType,
-  Emulator,
   EmulatorApp,
   EmulatorOptions,
   Limit,

@@ -1,6 +1,5 @@
 import type { Clock } from "../shared/clock.js";
 import type { Logger } from "../shared/logger.js";
-import type { EmulatorControl } from "./control-types.js";
 
 /** Account types with different default quotas (R5). */
 export type AppType = "official_account" | "mini_program" | "test_account";
@@ -93,16 +92,4 @@ export interface EmulatorOptions {
   unknownTicketTypeErrcode?: number;
   /** Random source for fault probabilities, default `Math.random`. */
   random?: () => number;
-}
-
-export interface Emulator {
-  /**
-   * Starts serving. Defaults: port 0 (any free port) on 127.0.0.1. Resolves
-   * with the base URL, e.g. `http://127.0.0.1:40123`.
-   */
-  listen(port?: number, host?: string): Promise<{ url: string; port: number }>;
-  /** Stops serving; drops hung and delayed requests by closing their sockets. */
-  close(): Promise<void>;
-  /** The `/_emulator/*` operations, callable in-process. */
-  readonly control: EmulatorControl;
 }
