@@ -24,6 +24,7 @@ export abstract class CodedError extends Error {
 export type BrokerErrorCode =
   | "BROKER_INVALID_ARGUMENT"
   | "BROKER_UNKNOWN_APP"
+  | "BROKER_APP_REMOVED"
   | "BROKER_UPSTREAM_CONFIG"
   | "BROKER_UPSTREAM_REJECTED"
   | "BROKER_FAILED_PRECONDITION"
@@ -47,6 +48,16 @@ export class UnknownAppError extends BrokerError {
   constructor(readonly appId: string) {
     super(
       `app '${appId}' is not configured on this broker; check the app id or add it to the broker's config`,
+    );
+  }
+}
+
+/** A config reload removed the app: what its open WatchToken streams end with. */
+export class AppRemovedError extends BrokerError {
+  readonly code = "BROKER_APP_REMOVED";
+  constructor(readonly appId: string) {
+    super(
+      `app '${appId}' was removed from the broker's config (reloaded); this broker no longer serves it`,
     );
   }
 }

@@ -5,6 +5,7 @@ import { BrokerError, type BrokerErrorCode, StoreUnavailableError } from "./erro
 const STATUS: Readonly<Record<BrokerErrorCode, Code>> = {
   BROKER_INVALID_ARGUMENT: Code.InvalidArgument,
   BROKER_UNKNOWN_APP: Code.NotFound,
+  BROKER_APP_REMOVED: Code.NotFound,
   BROKER_UPSTREAM_CONFIG: Code.FailedPrecondition,
   BROKER_FAILED_PRECONDITION: Code.FailedPrecondition,
   BROKER_QUOTA_EXHAUSTED: Code.ResourceExhausted,

@@ -2,6 +2,7 @@ import {
   type CredentialKey,
   type CredentialKind,
   keyId,
+  parseKeyId,
   type StoredCredential,
 } from "../core/credential.js";
 import type { UpstreamClients } from "../core/kind.js";
@@ -11,8 +12,10 @@ import type { CredentialUpdate, TokenStore } from "../core/ports/token-store.js"
 import type { UpstreamGate } from "../core/ports/upstream-gate.js";
 import { type Clock, systemClock } from "../shared/clock.js";
 import {
+  AppRemovedError,
   FailedPreconditionError,
   ShuttingDownError,
+  UnknownAppError,
   UpstreamUnavailableError,
 } from "../shared/errors.js";
 import type { Logger } from "../shared/logger.js";
@@ -296,6 +299,28 @@ export class TokenManager {
   }
 
   /**
+   * After a config reload (AppRegistry.replace): ends the watches of every
+   * credential no longer configured (a removed app: AppRemovedError; a kind
+   * its app no longer offers: the error a new watch would get) and forgets
+   * the credentials held for removed apps. Their scheduled refreshes lapse
+   * on their own: the schedule releases keys that no longer resolve.
+   */
+  retireUnconfigured(): void {
+    this.#watchers.fail((id) => {
+      const key = parseKeyId(id);
+      if (!key) return undefined;
+      try {
+        this.#rules.resolve(key);
+        return undefined;
+      } catch (err) {
+        return err instanceof UnknownAppError ? new AppRemovedError(key.appId) : err;
+      }
+    });
+    for (const { key } of this.#cache.entries())
+      if (!this.#o.apps.find(key.appId)) this.#cache.forgetAccount(key.appId);
+  }
+
+  /**
    * True when a credential should already have been replaced but its refresh
    * keeps failing: it is served until it expires (serve-stale).
    */
@@ -380,6 +405,8 @@ export class TokenManager {
 
   /** Keeps the newest known version in L1 and plans its proactive refresh. */
   #remember(key: CredentialKey, credential: StoredCredential): void {
+    // A removed app stays forgotten, though another replica (or a fetch that was running) still writes it.
+    if (!this.#o.apps.find(key.appId)) return;
     if (this.#cache.offer(key, credential)) this.#schedule.planNew(key, credential);
     else {
       const known = this.#cache.get(key);

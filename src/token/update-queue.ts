@@ -13,6 +13,8 @@ export class UpdateQueue<T> {
   readonly #items: T[] = [];
   #waiter: { resolve(item: T): void; reject(reason: unknown): void } | undefined;
   #resyncs = 0;
+  /** Set by `fail`: the consumer's next `next()` rejects with it. */
+  #failure: { reason: unknown } | undefined;
   readonly #signal: AbortSignal;
   readonly #onAbort = () => {
     const w = this.#waiter;
@@ -48,9 +50,22 @@ export class UpdateQueue<T> {
     return this.#resyncs;
   }
 
-  /** The next item; rejects with the signal's reason once it aborts. One waiter at a time. */
+  /**
+   * Ends the queue with `reason` (the credential left the config): the
+   * waiting `next()` and every later one reject with it; pending updates are dropped.
+   */
+  fail(reason: unknown): void {
+    this.#failure ??= { reason };
+    this.#items.length = 0;
+    const w = this.#waiter;
+    this.#waiter = undefined;
+    w?.reject(reason);
+  }
+
+  /** The next item; rejects with the signal's reason once it aborts (or `fail`'s). One waiter at a time. */
   next(): Promise<T> {
     if (this.#signal.aborted) return Promise.reject(this.#signal.reason);
+    if (this.#failure) return Promise.reject(this.#failure.reason);
     const item = this.#items.shift();
     if (item !== undefined) return Promise.resolve(item);
     return new Promise<T>((resolve, reject) => {

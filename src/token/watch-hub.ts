@@ -28,6 +28,18 @@ export class WatchHub<T> {
     for (const q of this.#subscribers.get(id) ?? []) q.push(item);
   }
 
+  /**
+   * Ends the watches of every id `reasonFor` gives a reason for (a config
+   * reload removed its credential): their consumers' `next()` rejects with it.
+   */
+  fail(reasonFor: (id: string) => unknown): void {
+    for (const [id, set] of this.#subscribers) {
+      const reason = reasonFor(id);
+      if (reason === undefined) continue;
+      for (const q of set) q.fail(reason);
+    }
+  }
+
   /** Number of open watches. */
   get size(): number {
     let n = 0;
