@@ -14,6 +14,7 @@ import {
 } from "../gen/tokenbroker/v1/token_service_pb.js";
 import type { BrokerConfig } from "./config/config.js";
 import { securityPolicyOf } from "./config/parse-config.js";
+import { ConfigReloader, type ReloadReport } from "./config-reload.js";
 import { buildCore, coreSettingsOf } from "./graph.js";
 import type { BrokerObservability } from "./observability/broker-observability.js";
 import { startMetricsServer } from "./observability/metrics-server.js";
@@ -55,6 +56,12 @@ export interface RunningBroker {
   /** Metrics, alerts; and the /metrics URL when a metrics listener is configured. */
   readonly observability: BrokerObservability;
   readonly metricsUrl?: string;
+  /**
+   * Applies a re-read config (SIGHUP): apps are added, removed or changed at
+   * once; other settings need a restart (reported, running values kept).
+   * Throws ConfigErrors, changing nothing, when it cannot be applied.
+   */
+  reload(next: BrokerConfig): ReloadReport;
   /** Drains: health NOT_SERVING, stop accepting, end streams with UNAVAILABLE, stop refreshing. Idempotent. */
   close(): Promise<void>;
 }
@@ -79,6 +86,11 @@ export async function startBroker(config: BrokerConfig, deps: BrokerDeps): Promi
     ...(deps.random ? { random: deps.random } : {}),
   });
   const { manager, apps, stores, breakers, client, observability } = core;
+  const reloader = new ConfigReloader(config, {
+    apps,
+    manager,
+    logger: logger.child({ component: "config" }),
+  });
 
   // NOT_SERVING until both listeners are up, so load balancers wait for us.
   const health = new HealthStatus();
@@ -212,8 +224,10 @@ export async function startBroker(config: BrokerConfig, deps: BrokerDeps): Promi
     health,
     observability,
     ...(metricsServer ? { metricsUrl: metricsServer.url } : {}),
+    reload: (next) => reloader.apply(next),
     close() {
       closing ??= (async () => {
+        reloader.close();
         logger.info({ graceMs: config.shutdown.graceMs }, "shutting down");
         health.drain();
         await Promise.all([

@@ -1,7 +1,7 @@
 import { startBroker } from "../broker.js";
 import { loadConfig } from "../config/load-config.js";
 import { createLogger } from "../shared/logger.js";
-import { stopOnSignals } from "./lifecycle.js";
+import { reloadOnHangup, stopOnSignals } from "./lifecycle.js";
 
 /** `token-broker serve --config FILE`: run the broker from a config file. */
 export async function serve(configPath: string): Promise<void> {
@@ -11,4 +11,6 @@ export async function serve(configPath: string): Promise<void> {
     logger.warn("no apps configured; every GetToken will answer NOT_FOUND");
   const broker = await startBroker(config, { logger });
   stopOnSignals(() => broker.close(), logger);
+  // Re-read from the same file, with the same environment overrides, as at start.
+  reloadOnHangup(() => broker.reload(loadConfig(configPath, process.env)), logger);
 }
