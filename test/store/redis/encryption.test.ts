@@ -2,8 +2,10 @@ import { createCipheriv, randomBytes } from "node:crypto";
 import { inspect } from "node:util";
 import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import type { CredentialKey, NewCredential } from "../../../src/core/credential.js";
+import type { CredentialUpdate } from "../../../src/core/ports/token-store.js";
 import { Secret } from "../../../src/shared/secret.js";
-import type { RedisKeys } from "../../../src/store/redis/keys.js";
+import { RedisKeys } from "../../../src/store/redis/keys.js";
 import { RedisTokenStore } from "../../../src/store/redis/redis-token-store.js";
 import {
   type EncryptionKey,
@@ -12,8 +14,6 @@ import {
   ValueCipher,
   ValueDecryptionError,
 } from "../../../src/store/redis/value-cipher.js";
-import type { CredentialUpdate } from "../../../src/store/token-store.js";
-import type { CredentialKey, NewCredential } from "../../../src/token/credential.js";
 import { recordLeakCandidate } from "../../helpers/leak-recorder.js";
 import { type RedisServer, startRedisServer } from "../../helpers/redis-server.js";
 import { captureLogger, connect, freshKeys, until } from "./helpers.js";
@@ -43,6 +43,12 @@ function plaintext(label: string): string {
   const value = `${label}_${randomBytes(48).toString("base64url")}`;
   recordLeakCandidate("access_token", value);
   return value;
+}
+/** A refresh-token-shaped state nobody else uses; recorded likewise. */
+function refreshToken(label: string): string {
+  const state = `${label}_${randomBytes(48).toString("base64url")}`;
+  recordLeakCandidate("refresh_token", state);
+  return state;
 }
 
 describe("ValueCipher", () => {
@@ -468,6 +474,118 @@ describe("RedisTokenStore with encryption at rest", () => {
     expect(await noKeys.get(token)).toBeUndefined();
     expect(noKeysLog.text()).toContain('"reason":"future"');
     expectNoKeyOrValue(log.text() + noKeysLog.text(), forged, [k1]);
+  });
+
+  it("seals a kind's state like the value: never in plaintext in the hash, script arguments or messages", async () => {
+    const keys = freshKeys();
+    const k1 = key("k1");
+    const writer = await store(keys, [k1]);
+    const reader = await store(keys, [k1]);
+    const watch = await monitor();
+    const raw = await listen(keys);
+    const user: CredentialKey = { appId: "wx-enc-1", kind: "user_token", subject: "o_enc_1" };
+    const values = [plaintext("utok1"), plaintext("utok2")];
+    const states = [refreshToken("rt1"), refreshToken("rt2")];
+    await writer.compareAndSet(user, 0, 1, next(values[0] ?? "", { state: states[0] ?? "" }));
+    await writer.restore(user, {
+      ...next(values[1] ?? "", { fetchedAt: T0 + 1000, state: states[1] ?? "" }),
+      version: 5,
+    });
+    expect(await reader.get(user)).toEqual({
+      ...next(values[1] ?? "", { fetchedAt: T0 + 1000, state: states[1] ?? "" }),
+      version: 5,
+    });
+
+    const c = admin();
+    const hash = await c.hgetall(keys.credential(user));
+    expect(hash.value).toMatch(SEALED);
+    expect(hash.state).toMatch(SEALED);
+    await until(() => raw.length >= 2, "two raw messages");
+    for (const m of raw)
+      expect(Object.keys(JSON.parse(m) as object).sort()).toEqual(["id", "version"]);
+    await until(() => watch.lines.filter((l) => /^publish /i.test(l)).length >= 2, "MONITOR lines");
+    expect(watch.lines.some((l) => /^hset .*:cred .*state v2:k1:/i.test(l))).toBe(true);
+    const everything = [JSON.stringify(hash), ...raw, ...watch.lines].join("\n");
+    for (const v of [...values, ...states]) expect(everything).not.toContain(v);
+  });
+
+  it("binds a sealed state to its field: a value moved into state, or a state into value, does not open", async () => {
+    const keys = freshKeys();
+    const k1 = key("k1");
+    const s = await store(keys, [k1]);
+    const user: CredentialKey = { appId: "wx-enc-1", kind: "user_token", subject: "o_swap" };
+    const value = plaintext("swapped-value");
+    const state = refreshToken("swapped-state");
+    await s.compareAndSet(user, 0, 1, next(value, { state }));
+    const c = admin();
+    const hash = keys.credential(user);
+    const sealed = await c.hmget(hash, "value", "state");
+    await c.hset(hash, { value: sealed[1] ?? "", state: sealed[0] ?? "" });
+    const err = await s.get(user).then(
+      () => new Error("read succeeded"),
+      (e: unknown) => e as Error,
+    );
+    expect(err).toBeInstanceOf(ValueDecryptionError);
+    expect((err as ValueDecryptionError).problem).toBe("authentication");
+    // Only the state moved into value: the value opens, the state does not, and says so.
+    await c.hset(hash, { value: sealed[0] ?? "", state: sealed[0] ?? "" });
+    await expect(s.get(user)).rejects.toThrow(
+      /^cannot decrypt credential wx-enc-1\/user_token\/o_swap with key 'k1': authentication failed .* \(its state field\)$/,
+    );
+    await c.hset(hash, { value: sealed[0] ?? "", state: sealed[1] ?? "" });
+    expect(await s.get(user)).toEqual({ ...next(value, { state }), version: 1 });
+    // Another subject's sealed state does not open here either (the credential id is in its AAD).
+    const other: CredentialKey = { ...user, subject: "o_other" };
+    await s.compareAndSet(
+      other,
+      0,
+      1,
+      next(plaintext("other-value"), { state: refreshToken("o") }),
+    );
+    await c.hset(hash, "state", (await c.hget(keys.credential(other), "state")) ?? "");
+    await expect(s.get(user)).rejects.toThrow(ValueDecryptionError);
+  });
+
+  it("refuses a plaintext state under keys like a plaintext value, unless acceptPlaintextUntil is open", async () => {
+    const keys = freshKeys();
+    const k1 = key("k1");
+    const user: CredentialKey = { appId: "wx-enc-1", kind: "user_token", subject: "o_plain" };
+    const plain = await store(keys);
+    const state = refreshToken("plain-state");
+    await plain.compareAndSet(user, 0, 1, next(plaintext("plain-value"), { state }));
+    const c = admin();
+    expect(await c.hget(keys.credential(user), "state")).toBe(state); // no cipher: as is
+
+    const migrating = await store(keys, [k1], captureLogger(), Date.now() + HOUR);
+    expect((await migrating.get(user))?.state).toBe(state);
+    // The value alone sealed (as a forger could leave it): the plaintext state is still refused.
+    const log = captureLogger();
+    const closed = await store(keys, [k1], log, Date.now() - 1);
+    const sealedValue = plaintext("sealed-value");
+    await migrating.compareAndSet(user, 1, 1, next(sealedValue, { state: refreshToken("s") }));
+    await c.hset(keys.credential(user), "state", state);
+    expect(await closed.get(user)).toBeUndefined();
+    expect(log.text()).toContain('"reason":"plaintext"');
+    expect(log.text()).toContain(
+      "the state of credential wx-enc-1/user_token/o_plain is stored unencrypted",
+    );
+    expect(await c.exists(keys.credential(user))).toBe(0);
+    expectNoKeyOrValue(log.text(), state, [k1]);
+  });
+
+  it("reads a sealed record as the release before states wrote it (no state field, the value's AAD unlabelled)", async () => {
+    const k1 = key("k1");
+    const value = plaintext("before-upgrade");
+    const fields = { version: "3", fetchedAt: String(T0), expiresAt: String(T0 + 2 * HOUR) };
+    const binding = `version=3;fetchedAt=${T0};expiresAt=${T0 + 2 * HOUR};previousValidUntil=`;
+    const prefix = `tb-old-${randomBytes(4).toString("hex")}`;
+    await admin().hset(`${prefix}:{wx-enc-1/access_token}:cred`, {
+      ...fields,
+      fence: "1",
+      value: new ValueCipher([k1]).encrypt(value, "wx-enc-1/access_token", binding),
+    });
+    const s = await store(new RedisKeys(prefix), [k1]);
+    expect(await s.get(token)).toEqual({ ...next(value), version: 3 });
   });
 
   it("reports a refused write's current credential decrypted", async () => {
