@@ -11,7 +11,11 @@ import {
   TokenKind,
   TokenService,
 } from "../../gen/tokenbroker/v1/token_service_pb.js";
+import { parseConfig } from "../../src/config/parse-config.js";
 import { createEmulator, type Emulator } from "../../src/emulator/index.js";
+import { startBrokerHarness } from "../helpers/broker-harness.js";
+import { FakeClock } from "../helpers/fake-clock.js";
+import { createGrpcJsClient } from "../helpers/grpc-js-client.js";
 
 const BIN = "bin/token-broker.js";
 const X = { id: "x", appid: "wx00000000000000r1", secret: "x-secret-before-reset-01" };
@@ -268,5 +272,87 @@ describe("config reload on SIGHUP (token-broker serve)", () => {
     const log = JSON.stringify(broker.lines);
     for (const secret of [X.secret, X_ROTATED, Y.secret, Z.secret])
       expect(log).not.toContain(secret);
+  }, 60_000);
+});
+
+describe("config reload in process (RunningBroker.reload), on the gRPC port", () => {
+  const OA = { id: "oa", appid: "wx00000000000000k1", secret: "oa-secret-000000000001" };
+  const GONE = { id: "gone", appid: "wx00000000000000k2", secret: "gone-secret-0000000002" };
+
+  it("ends the watch of a kind the app no longer offers, keeps its access token's, and lets the removed app's scheduled refreshes lapse", async () => {
+    const clock = new FakeClock();
+    const h = await startBrokerHarness([OA, GONE], 1000, { clock });
+    const tokens = createGrpcJsClient(TokenService, h.grpcAddress);
+    try {
+      const watchKind = (kind: TokenKind) => {
+        const record = { versions: [] as bigint[], done: false, code: 0, details: "" };
+        void (async () => {
+          try {
+            for await (const m of tokens.watchToken({ appId: "oa", kind }))
+              record.versions.push(m.token?.version ?? -1n);
+          } catch (err) {
+            Object.assign(record, err as { code: number; details: string });
+          } finally {
+            record.done = true;
+          }
+        })();
+        return record;
+      };
+      const access = watchKind(TokenKind.ACCESS_TOKEN);
+      const ticket = watchKind(TokenKind.JSAPI_TICKET);
+      await tokens.getToken({ appId: "gone", kind: TokenKind.ACCESS_TOKEN });
+      await expect.poll(() => [access.versions, ticket.versions]).toEqual([[1n], [1n]]);
+      expect(h.broker.manager.nextRefreshAt("gone", "access_token")).toBeDefined();
+
+      const report = h.broker.reload(
+        parseConfig(
+          {
+            apps: [
+              {
+                id: OA.id,
+                appid: OA.appid,
+                secret: { env: "OA_SECRET" },
+                prefetch: false,
+                kinds: ["access_token"],
+              },
+            ],
+          },
+          { env: { OA_SECRET: OA.secret }, readFile: () => "" },
+        ),
+      );
+      expect(report).toMatchObject({
+        added: [],
+        removed: ["gone"],
+        changed: [{ app: "oa", keys: ["kinds"] }],
+      });
+      await expect.poll(() => ticket.done).toBe(true);
+      expect(ticket).toMatchObject({ versions: [1n], code: Code.FailedPrecondition });
+      expect(ticket.details).toMatch(/app 'oa' does not offer jsapi_ticket/);
+      expect(h.broker.manager.peek("gone", "access_token")).toBeUndefined();
+
+      // Three simulated hours: oa's access token rotates (its stream, opened
+      // before the reload, gets it); neither the removed app nor the dropped
+      // ticket is fetched again.
+      const calls = () => h.emulator.control.counters();
+      const before = calls();
+      expect(before["/cgi-bin/token"]?.[GONE.appid]?.calls).toBe(1);
+      expect(before["/cgi-bin/ticket/getticket"]?.[OA.appid]?.calls).toBe(1);
+      await clock.advance(3 * 3_600_000);
+      await expect.poll(() => access.versions.length, { timeout: 10_000 }).toBe(2);
+      expect(access.done).toBe(false);
+      const after = calls();
+      expect(after["/cgi-bin/token"]?.[GONE.appid]?.calls).toBe(
+        before["/cgi-bin/token"]?.[GONE.appid]?.calls,
+      );
+      expect(after["/cgi-bin/ticket/getticket"]?.[OA.appid]?.calls).toBe(
+        before["/cgi-bin/ticket/getticket"]?.[OA.appid]?.calls,
+      );
+      expect(after["/cgi-bin/token"]?.[OA.appid]?.calls).toBeGreaterThan(
+        before["/cgi-bin/token"]?.[OA.appid]?.calls ?? 0,
+      );
+    } finally {
+      tokens.close();
+      await h.close();
+    }
   }, 60_000);
 });
