@@ -1,4 +1,5 @@
 import type { BrokerConfig, StoreConfig, WebhookConfig } from "./config/config.js";
+import type { KindRegistry } from "./core/kind-registry.js";
 import type { RefreshLock } from "./core/ports/refresh-lock.js";
 import { createStore, type StoreBundle } from "./create-store.js";
 import { createWechatClient, type WechatClient } from "./credentials/wechat/wechat-client.js";
@@ -57,6 +58,8 @@ export interface CoreDeps {
   retryDelaysMs?: readonly number[];
   /** Tests: wraps the refresh lock, e.g. to act in the moment a lock attempt fails. */
   wrapLock?: (lock: RefreshLock) => RefreshLock;
+  /** Tests: the registered account types and kinds (src/credentials' KINDS when absent). */
+  kinds?: KindRegistry;
 }
 
 /** The broker without its listeners: what serves and refreshes credentials. */
@@ -117,7 +120,7 @@ export function buildCore(settings: CoreSettings, deps: CoreDeps): BrokerCore {
     timeoutMs: settings.upstream.timeoutMs,
     ...(deps.fetch ? { fetch: deps.fetch } : {}),
   });
-  const apps = new AppRegistry(settings.apps);
+  const apps = new AppRegistry(settings.apps, deps.kinds);
   const manager = new TokenManager({
     apps,
     upstreams: { wechat: client },
