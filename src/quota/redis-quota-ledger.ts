@@ -1,8 +1,8 @@
 import type { ClientContext, RedisKey, Result } from "ioredis";
 import { type Clock, systemClock } from "../shared/clock.js";
+import { StoreUnavailableError } from "../shared/errors.js";
 import { quitOrDisconnect, type RedisClient } from "../store/redis/connection.js";
 import { defineLuaScripts } from "../store/redis/lua-loader.js";
-import { StoreUnavailableError } from "../store/store-unavailable.js";
 import { nextChinaDay } from "./china-day.js";
 import { QuotaKeys } from "./quota-keys.js";
 import {

@@ -6,7 +6,7 @@ import {
   type WatchTokenResponse,
   WatchTokenResponseSchema,
 } from "../../gen/tokenbroker/v1/token_service_pb.js";
-import type { CredentialKey, StoredCredential } from "../token/credential.js";
+import type { CredentialKey, StoredCredential } from "../core/credential.js";
 import { toTokenMessage } from "./token-message.js";
 
 /** The responses built from one credential version, each for the second it was built in. */

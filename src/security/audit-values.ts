@@ -1,5 +1,5 @@
+import { APP_ID_PATTERN } from "../core/credential.js";
 import { fingerprint } from "../shared/fingerprint.js";
-import { APP_ID_PATTERN } from "../token/app.js";
 
 /**
  * Request fields as audit lines and refusal messages may carry them. A

@@ -1,5 +1,8 @@
 import { createHash } from "node:crypto";
 import { z } from "zod";
+import type { CredentialKind } from "../core/credential.js";
+import { APP_ID_PATTERN } from "../core/credential.js";
+import { CREDENTIAL_KINDS } from "../credentials/index.js";
 import {
   EVEN_WITH_ISSUES,
   type Frozen,
@@ -10,8 +13,6 @@ import {
   sha256Hex,
   text,
 } from "../shared/schema.js";
-import { APP_ID_PATTERN } from "../token/app.js";
-import { CREDENTIAL_KINDS, type CredentialKind } from "../token/credential.js";
 import { type Cidr, parseCidr } from "./ip.js";
 
 export const PERMISSIONS = ["get", "watch", "invalidate", "admin"] as const;

@@ -1,4 +1,4 @@
-import type { StoredCredential } from "../token/credential.js";
+import type { StoredCredential } from "../core/credential.js";
 
 /**
  * What a store does when a replica hands back the credential it holds

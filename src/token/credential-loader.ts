@@ -1,10 +1,9 @@
 import { type CredentialKey, describeKey, type StoredCredential } from "../core/credential.js";
 import type { TokenStore } from "../core/ports/token-store.js";
 import type { Clock } from "../shared/clock.js";
-import { UpstreamUnavailableError } from "../shared/errors.js";
+import { StoreUnavailableError, UpstreamUnavailableError } from "../shared/errors.js";
 import type { Logger } from "../shared/logger.js";
 import { raceAbort } from "../shared/race-abort.js";
-import { isStoreUnavailable } from "../store/store-unavailable.js";
 import type { CredentialCache } from "./credential-cache.js";
 import type { Refresher, RefreshOutcome } from "./refresher.js";
 import type { Resolved } from "./rules-book.js";
@@ -31,7 +30,7 @@ export async function loadCredential(
 ): Promise<StoredCredential> {
   // An unreachable store is handled by the refresher (degraded mode).
   const stored = await d.store.get(key).catch((err: unknown) => {
-    if (isStoreUnavailable(err)) return undefined;
+    if (err instanceof StoreUnavailableError) return undefined;
     throw err;
   });
   if (stored) {

@@ -6,11 +6,10 @@ import {
 } from "../core/credential.js";
 import type { TokenStore } from "../core/ports/token-store.js";
 import type { Clock } from "../shared/clock.js";
-import { FailedPreconditionError } from "../shared/errors.js";
+import { FailedPreconditionError, StoreUnavailableError } from "../shared/errors.js";
 import { fingerprint } from "../shared/fingerprint.js";
 import type { Logger } from "../shared/logger.js";
 import { raceAbort } from "../shared/race-abort.js";
-import { isStoreUnavailable } from "../store/store-unavailable.js";
 import type { CredentialCache } from "./credential-cache.js";
 import { foreignRefreshEvidence, type RefreshEvents } from "./refresh-events.js";
 import type { RefreshPolicy } from "./refresh-policy.js";
@@ -155,7 +154,7 @@ export class Invalidation {
     try {
       return await this.d.store.get(key);
     } catch (err) {
-      if (!isStoreUnavailable(err)) throw err;
+      if (!(err instanceof StoreUnavailableError)) throw err;
       return this.d.cache.get(key);
     }
   }

@@ -9,12 +9,14 @@ import type { FetchedCredential } from "../core/kind.js";
 import type { Lease, RefreshLock } from "../core/ports/refresh-lock.js";
 import type { CredentialUpdate, TokenStore } from "../core/ports/token-store.js";
 import type { Clock } from "../shared/clock.js";
-import { type BrokerError, UpstreamUnavailableError } from "../shared/errors.js";
+import {
+  type BrokerError,
+  StoreUnavailableError,
+  UpstreamUnavailableError,
+} from "../shared/errors.js";
 import { fingerprint } from "../shared/fingerprint.js";
 import type { Logger } from "../shared/logger.js";
-import { isStoreUnavailable } from "../store/store-unavailable.js";
-import { UpstreamError } from "../upstream/upstream-error.js";
-import { ReportShareUsedError } from "../upstream/upstream-guard.js";
+import { ReportShareUsedError, UpstreamError } from "../upstream/upstream-error.js";
 import type { KindFetcher } from "./kind-fetcher.js";
 import type { RefreshEvents, RefreshReason } from "./refresh-events.js";
 import type { CredentialRules, RefreshPolicy } from "./refresh-policy.js";
@@ -146,7 +148,7 @@ export class Refresher {
     } catch (err) {
       // A scheduled refresh can wait for the store to come back; a caller
       // without a valid credential cannot.
-      if (!isStoreUnavailable(err) || r.reason === "scheduled") throw err;
+      if (!(err instanceof StoreUnavailableError) || r.reason === "scheduled") throw err;
       return this.#refreshDegraded(r, err);
     }
   }

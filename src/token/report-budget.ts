@@ -1,5 +1,5 @@
-import { TokenBucket } from "../security/token-bucket.js";
 import type { Clock } from "../shared/clock.js";
+import { TokenBucket } from "../shared/token-bucket.js";
 
 export interface ReportBudgetOptions {
   /** Refreshes reports may cause at once per credential. */

@@ -1,7 +1,7 @@
+import { type CredentialKey, parseKeyId, type StoredCredential } from "../core/credential.js";
+import type { CredentialUpdate, TokenStore } from "../core/ports/token-store.js";
 import type { Clock } from "../shared/clock.js";
 import type { Logger } from "../shared/logger.js";
-import type { CredentialUpdate, TokenStore } from "../store/token-store.js";
-import { type CredentialKey, parseKeyId, type StoredCredential } from "./credential.js";
 
 /**
  * Whether what a replica holds and what the store holds disagree in a way

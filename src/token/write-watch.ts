@@ -1,6 +1,6 @@
+import { type CredentialKey, keyId } from "../core/credential.js";
+import type { TokenStore } from "../core/ports/token-store.js";
 import type { Clock } from "../shared/clock.js";
-import type { TokenStore } from "../store/token-store.js";
-import { type CredentialKey, keyId } from "./credential.js";
 
 /**
  * Listens for a write of one credential above a known version. Opened before

@@ -1,6 +1,6 @@
 import { setMaxListeners } from "node:events";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import type { StoredCredential } from "../../src/token/credential.js";
+import type { StoredCredential } from "../../src/core/credential.js";
 import { type RedisServer, startRedisServer } from "../helpers/redis-server.js";
 import { type ReplicaHarness, startReplicas } from "../helpers/replica-harness.js";
 

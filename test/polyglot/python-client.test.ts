@@ -20,7 +20,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { TokenCheck } from "../../src/emulator/index.js";
 import { fingerprint } from "../../src/shared/fingerprint.js";
-import type { StoredCredential } from "../../src/token/credential.js";
+import type { StoredCredential } from "../../src/core/credential.js";
 import type { InvalidateResult } from "../../src/token/token-manager.js";
 import { type BrokerHarness, startBrokerHarness } from "../helpers/broker-harness.js";
 

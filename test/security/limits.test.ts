@@ -14,7 +14,7 @@ import {
 } from "../../gen/tokenbroker/v1/token_service_pb.js";
 import { rpcInterceptors } from "../../src/rpc/interceptors/index.js";
 import type { SecurityPolicy } from "../../src/security/index.js";
-import { TokenBucket } from "../../src/security/token-bucket.js";
+import { TokenBucket } from "../../src/shared/token-bucket.js";
 import { FakeClock, flushMicrotasks } from "../helpers/fake-clock.js";
 import {
   auditSink,

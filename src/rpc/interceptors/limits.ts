@@ -1,6 +1,6 @@
 import { Code, type Interceptor } from "@connectrpc/connect";
 import type { RefusalLog } from "../../security/refusal-log.js";
-import { TokenBucket } from "../../security/token-bucket.js";
+import { TokenBucket } from "../../shared/token-bucket.js";
 import type { Clock } from "../../shared/clock.js";
 import { onStreamEnd } from "./outcome.js";
 import { ruleOf } from "./rules.js";
