@@ -3,9 +3,10 @@ import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import {
   InvalidateOutcome,
   type Token,
-  TokenKind,
+  type TokenKind,
   TokenService,
 } from "../../gen/tokenbroker/v1/token_service_pb.js";
+import { KINDS } from "../credentials/index.js";
 import { brokerTransport, type ConnectionOptions } from "./connection.js";
 
 export interface ClientOptions extends ConnectionOptions {
@@ -17,17 +18,14 @@ export interface ClientOptions extends ConnectionOptions {
   timeoutMs: number;
 }
 
-const KINDS: Readonly<Record<string, TokenKind>> = {
-  access_token: TokenKind.ACCESS_TOKEN,
-  jsapi_ticket: TokenKind.JSAPI_TICKET,
-  wx_card_ticket: TokenKind.WX_CARD_TICKET,
-};
-
 function connect(o: ClientOptions) {
-  const kind = KINDS[o.kind];
-  if (kind === undefined)
-    throw new Error(`--kind must be one of ${Object.keys(KINDS).join(", ")}; got '${o.kind}'`);
-  return { client: createClient(TokenService, brokerTransport(o)), kind };
+  const spec = KINDS.get(o.kind);
+  if (spec === undefined)
+    throw new Error(`--kind must be one of ${KINDS.names().join(", ")}; got '${o.kind}'`);
+  return {
+    client: createClient(TokenService, brokerTransport(o)),
+    kind: spec.protoNumber as TokenKind,
+  };
 }
 
 /** One line of JSON per credential: what an operator needs, the value only on request. */
@@ -39,7 +37,7 @@ function describe(
   if (!token) return JSON.stringify({ error: "response carried no token", ...extra });
   return JSON.stringify({
     app: token.appId,
-    kind: TokenKind[token.kind]?.toLowerCase(),
+    kind: KINDS.byProto(token.kind)?.name,
     version: token.version.toString(),
     fingerprint: token.fingerprint,
     expiresAt: token.expiresAt ? timestampDate(token.expiresAt).toISOString() : undefined,
