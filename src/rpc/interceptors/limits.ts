@@ -1,7 +1,7 @@
 import { Code, type Interceptor } from "@connectrpc/connect";
 import type { RefusalLog } from "../../security/refusal-log.js";
-import { TokenBucket } from "../../shared/token-bucket.js";
 import type { Clock } from "../../shared/clock.js";
+import { TokenBucket } from "../../shared/token-bucket.js";
 import { onStreamEnd } from "./outcome.js";
 import { ruleOf } from "./rules.js";
 import { type Caller, callerOf, refuse } from "./scene.js";

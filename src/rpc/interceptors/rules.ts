@@ -1,8 +1,8 @@
 import type { DescMethod } from "@bufbuild/protobuf";
 import { AdminService } from "../../../gen/tokenbroker/v1/admin_service_pb.js";
 import { type TokenKind, TokenService } from "../../../gen/tokenbroker/v1/token_service_pb.js";
-import type { Permission } from "../../security/policy.js";
 import type { CredentialKind } from "../../core/credential.js";
+import type { Permission } from "../../security/policy.js";
 import { kindFromProto } from "../kinds.js";
 
 /** What a method needs. */

@@ -1,9 +1,9 @@
 import { type Code, ConnectError, createContextKey } from "@connectrpc/connect";
+import type { CredentialKind } from "../../core/credential.js";
 import { auditedApp } from "../../security/audit-values.js";
 import type { CallerAddress } from "../../security/ip.js";
 import type { CompiledClient } from "../../security/policy.js";
 import type { RefusalLog } from "../../security/refusal-log.js";
-import type { CredentialKind } from "../../core/credential.js";
 import { type AnyRequest, codeName } from "./outcome.js";
 
 /** Audit `event` values. */
