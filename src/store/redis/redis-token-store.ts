@@ -1,27 +1,27 @@
-import { type Clock, systemClock } from "../../shared/clock.js";
-import type { Logger } from "../../shared/logger.js";
 import {
   type CredentialKey,
   keyId,
   type NewCredential,
   type StoredCredential,
 } from "../../core/credential.js";
+import type { CasResult, CredentialUpdate, TokenStore } from "../../core/ports/token-store.js";
+import { type Clock, systemClock } from "../../shared/clock.js";
+import type { Logger } from "../../shared/logger.js";
 import { planRestore } from "../restore-plan.js";
 import { StoreUnavailableError } from "../store-unavailable.js";
-import type { CasResult, CredentialUpdate, TokenStore } from "../../core/ports/token-store.js";
 import { quitOrDisconnect, type RedisClient } from "./connection.js";
 import {
   decodeFields,
-  decodeUpdateHint,
   encodeCredential,
   fieldsFromList,
   RefusedCredentialError,
   type ValueSealing,
 } from "./credential-codec.js";
+import { HintRereader, logFields } from "./hint-rereader.js";
 import type { RedisKeys } from "./keys.js";
 import { loadScripts, type TokenScripts, type WriteReply } from "./scripts.js";
 import { UpdateSubscriber } from "./update-subscriber.js";
-import { isSealedValue, type ValueCipher, ValueDecryptionError } from "./value-cipher.js";
+import { isSealedValue, type ValueCipher } from "./value-cipher.js";
 
 /** How long Redis keeps a credential after it expires, so it can still be read for diagnosis. */
 export const DEFAULT_RETENTION_MS = 24 * 60 * 60 * 1000;
@@ -57,8 +57,7 @@ const RESTORE_ROUNDS = 5;
  * (the writer included) hears the hint on its own subscriber connection and
  * re-reads the hash before telling its listeners: the store is the only
  * source of truth, so whoever can PUBLISH to Redis cannot hand a replica a
- * value. Re-reads of one credential run one at a time, so listeners see its
- * versions in store order.
+ * value (HintRereader).
  */
 export class RedisTokenStore implements TokenStore {
   readonly #client: RedisClient;
@@ -69,11 +68,7 @@ export class RedisTokenStore implements TokenStore {
   readonly #cipher: ValueCipher | undefined;
   readonly #acceptPlaintextUntil: number | undefined;
   readonly #scripts: TokenScripts;
-  /** Credentials being re-read after a hint, and those hinted again meanwhile. */
-  readonly #rereading = new Set<string>();
-  readonly #hintedAgain = new Set<string>();
-  /** The last record re-read and delivered per credential, so a re-read of it is not delivered twice. */
-  readonly #delivered = new Map<string, StoredCredential>();
+  readonly #rereader: HintRereader;
   readonly #subscriber: UpdateSubscriber;
   readonly #listeners = new Set<(update: CredentialUpdate) => void>();
   readonly #resyncListeners = new Set<() => void>();
@@ -88,11 +83,17 @@ export class RedisTokenStore implements TokenStore {
     this.#cipher = o.cipher;
     this.#acceptPlaintextUntil = o.acceptPlaintextUntil;
     this.#scripts = loadScripts(o.client);
+    this.#rereader = new HintRereader({
+      read: (key) => this.get(key),
+      deliver: (update) => this.#notify(update),
+      closed: () => this.#closing !== undefined,
+      logger: this.#logger,
+    });
     this.#subscriber = new UpdateSubscriber({
       client: o.client,
       channel: o.keys.updates,
       logger: this.#logger,
-      onMessage: (message) => this.#deliver(message),
+      onMessage: (message) => this.#rereader.hint(message),
       onResubscribed: () => this.#resync(),
     });
   }
@@ -254,66 +255,6 @@ export class RedisTokenStore implements TokenStore {
     }
   }
 
-  /** A write was announced: re-read the credential (one read at a time per credential). */
-  #deliver(message: string): void {
-    let key: CredentialKey;
-    try {
-      key = decodeUpdateHint(message).key;
-    } catch (err) {
-      // The message is not logged: it may hold anything.
-      this.#logger.warn(
-        { problem: err instanceof Error ? err.message : String(err), bytes: message.length },
-        "ignoring a malformed credential update message",
-      );
-      return;
-    }
-    const id = keyId(key);
-    if (this.#rereading.has(id)) {
-      this.#hintedAgain.add(id);
-      return;
-    }
-    this.#rereading.add(id);
-    void this.#reread(key, id);
-  }
-
-  async #reread(key: CredentialKey, id: string): Promise<void> {
-    try {
-      do {
-        this.#hintedAgain.delete(id);
-        if (this.#closing) return;
-        let credential: StoredCredential | undefined;
-        try {
-          credential = await this.get(key);
-        } catch (err) {
-          if (err instanceof ValueDecryptionError) {
-            // Keys differ between replicas (a rotation half done): say which key.
-            this.#logger.error(
-              { problem: err.message, keyId: err.keyId },
-              "cannot decrypt a credential that was just written; ignoring the update",
-            );
-          } else {
-            // Unreachable: the resync after reconnecting reads it again.
-            this.#logger.warn(
-              { ...logFields(key), err: err instanceof Error ? err.message : String(err) },
-              "could not read a credential after its update notice",
-            );
-          }
-          continue;
-        }
-        const last = this.#delivered.get(id);
-        if (
-          !credential ||
-          (last?.version === credential.version && last.value === credential.value)
-        )
-          continue;
-        this.#delivered.set(id, credential);
-        this.#notify({ key, credential });
-      } while (this.#hintedAgain.has(id));
-    } finally {
-      this.#rereading.delete(id);
-    }
-  }
-
   #notify(update: CredentialUpdate): void {
     for (const listener of [...this.#listeners]) {
       try {
@@ -334,13 +275,6 @@ export class RedisTokenStore implements TokenStore {
       }
     }
   }
-}
-
-/** How a credential is named in log lines (a subject is an identifier, never a secret). */
-function logFields(key: CredentialKey): Record<string, string> {
-  return key.subject === undefined
-    ? { app: key.appId, kind: key.kind }
-    : { app: key.appId, kind: key.kind, subject: key.subject };
 }
 
 function isPlaintext(field: string | undefined): boolean {
