@@ -78,11 +78,15 @@ export class KindRegistry {
       .map((k) => k.name);
   }
 
-  /** Every metered endpoint, each once (kinds may share one). */
+  /**
+   * Every metered endpoint, each once (kinds may share one): upstream paths
+   * in registration order, then pseudo-endpoints such as "force_refresh".
+   */
   quotaEndpoints(): QuotaEndpointSpec[] {
     const all = new Map<string, QuotaEndpointSpec>();
     for (const k of this.#kinds.values()) for (const e of k.endpoints) all.set(e.name, e);
     for (const t of this.#types.values()) for (const e of t.endpoints) all.set(e.name, e);
-    return [...all.values()];
+    const isPath = (e: QuotaEndpointSpec) => e.name.startsWith("/");
+    return [...all.values()].sort((a, b) => Number(isPath(b)) - Number(isPath(a)));
   }
 }

@@ -29,6 +29,15 @@ export interface ErrcodeTable {
   readonly stale: readonly number[];
 }
 
+/** Why the quota ledger refused a call ("reserved": a report's share is used; the rest is kept for scheduled refreshes). */
+export type QuotaRefusal =
+  | "budget"
+  | "blocked"
+  | "force_gap"
+  | "force_daily"
+  | "clear_gap"
+  | "reserved";
+
 /** An endpoint the quota ledger meters, with its default daily budget (null: unmetered). */
 export interface QuotaEndpointSpec {
   /** The ledger's name for it: the WeChat path, or a pseudo-endpoint such as "force_refresh". */

@@ -1,14 +1,5 @@
 import { chinaDate } from "./china-day.js";
-import type { QuotaEndpoint } from "./quota-ledger.js";
-
-/** The short name of each endpoint inside a key. */
-const SEGMENT: Readonly<Record<QuotaEndpoint, string>> = {
-  "/cgi-bin/token": "token",
-  "/cgi-bin/stable_token": "stable_token",
-  "/cgi-bin/ticket/getticket": "getticket",
-  force_refresh: "force_refresh",
-  clear_quota: "clear_quota",
-};
+import { KEY_SEGMENTS, type QuotaEndpoint } from "./quota-ledger.js";
 
 /**
  * Every Redis key of the quota ledger, under the broker's prefix (the same
@@ -22,12 +13,12 @@ export class QuotaKeys {
 
   /** Counter: calls of `endpoint` on the China day containing `now`. */
   count(app: string, endpoint: QuotaEndpoint, now: number): string {
-    return `${this.#app(app)}:count:${chinaDate(now)}:${SEGMENT[endpoint]}`;
+    return `${this.#app(app)}:count:${chinaDate(now)}:${segment(endpoint)}`;
   }
 
   /** String: epoch ms until which `endpoint` is blocked after a 45009. */
   block(app: string, endpoint: QuotaEndpoint): string {
-    return `${this.#app(app)}:block:${SEGMENT[endpoint]}`;
+    return `${this.#app(app)}:block:${segment(endpoint)}`;
   }
 
   /** String: epoch ms of the last allowed force refresh. */
@@ -43,4 +34,10 @@ export class QuotaKeys {
   #app(app: string): string {
     return `${this.prefix}:{quota:${app}}`;
   }
+}
+
+function segment(endpoint: QuotaEndpoint): string {
+  const name = KEY_SEGMENTS.get(endpoint);
+  if (name === undefined) throw new TypeError(`quota: unknown endpoint '${endpoint}'`);
+  return name;
 }

@@ -1,4 +1,7 @@
 import { APP_ID_PATTERN } from "../core/credential.js";
+import type { QuotaEndpointSpec, QuotaRefusal } from "../core/kind.js";
+import { KINDS } from "../credentials/index.js";
+
 /**
  * The quota ledger: the broker's own count of its upstream calls per app,
  * endpoint and China day (see china-day.ts). It refuses a call beyond a
@@ -11,13 +14,16 @@ import { APP_ID_PATTERN } from "../core/credential.js";
  * the caller's policy.
  */
 
-export const QUOTA_ENDPOINTS = [
-  "/cgi-bin/token",
-  "/cgi-bin/stable_token",
-  "/cgi-bin/ticket/getticket",
-  "force_refresh",
-  "clear_quota",
-] as const;
+/** Every metered endpoint, as the registered credential kinds and account types declare them. */
+const CATALOG: readonly QuotaEndpointSpec[] = KINDS.quotaEndpoints();
+
+export const QUOTA_ENDPOINTS: readonly string[] = CATALOG.map((e) => e.name);
+
+function gapOf(endpoint: string): number {
+  const gap = CATALOG.find((e) => e.name === endpoint)?.gap?.ms;
+  if (gap === undefined) throw new Error(`quota: no registered endpoint '${endpoint}' with a gap`);
+  return gap;
+}
 
 /**
  * An upstream endpoint with a daily quota, or "force_refresh": stable_token
@@ -25,7 +31,7 @@ export const QUOTA_ENDPOINTS = [
  * day, 30 s apart). A force call is also a stable_token call; a caller that
  * meters both takes both.
  */
-export type QuotaEndpoint = (typeof QUOTA_ENDPOINTS)[number];
+export type QuotaEndpoint = string;
 
 /**
  * Who asks for a call: "report" for refreshes caused by InvalidateToken, which
@@ -33,14 +39,7 @@ export type QuotaEndpoint = (typeof QUOTA_ENDPOINTS)[number];
  */
 export type QuotaPurpose = "any" | "report";
 
-/** "reserved": a report's share is used; the rest of the budget is kept for scheduled refreshes. */
-export type QuotaRefusal =
-  | "budget"
-  | "blocked"
-  | "force_gap"
-  | "force_daily"
-  | "clear_gap"
-  | "reserved";
+export type { QuotaRefusal };
 
 export interface QuotaDecision {
   allowed: boolean;
@@ -97,41 +96,33 @@ export interface QuotaBudgets {
   scheduledReserve?: number;
 }
 
-/**
- * Below WeChat's limits (wechat-api-facts §1-§3): /cgi-bin/token allows 2000
- * a day to an official account (10000 to a mini program: raise it per app);
- * stable_token 500000 a day; getticket's quota is unpublished, so this one is
- * a guess on the safe side; force refreshes are 20 a day, all of them.
- */
-export const DEFAULT_BUDGETS: Readonly<Record<QuotaEndpoint, Budget>> = {
-  "/cgi-bin/token": 1800,
-  "/cgi-bin/stable_token": 400_000,
-  "/cgi-bin/ticket/getticket": 1000,
-  force_refresh: 20,
-  // WeChat allows 10 clears a month, console clears included: a few a day at most.
-  clear_quota: 3,
-};
+/** Each endpoint's default daily budget, as its kind declares it (below WeChat's limits, facts §1-§3). */
+export const DEFAULT_BUDGETS: Readonly<Record<QuotaEndpoint, Budget>> = Object.fromEntries(
+  CATALOG.map((e) => [e.name, e.dailyBudget]),
+);
 
-/** Consecutive allowed force refreshes must be at least this far apart (WeChat: 30 s). */
-export const FORCE_REFRESH_GAP_MS = 30_000;
+/** Consecutive allowed force refreshes must be at least this far apart (as the access token kind declares). */
+export const FORCE_REFRESH_GAP_MS = gapOf("force_refresh");
 
-/**
- * Consecutive allowed quota clears must be at least this far apart: a clear
- * zeroes every counter, so a second one minutes later only burns one of the
- * month's 10.
- */
-export const CLEAR_QUOTA_GAP_MS = 10 * 60_000;
+/** Consecutive allowed quota clears must be at least this far apart (as the account types declare). */
+export const CLEAR_QUOTA_GAP_MS = gapOf("clear_quota");
 
 export const DEFAULT_SCHEDULED_RESERVE = 0.2;
 
 /** Endpoints with a minimum gap between allowed calls, and the refusal a gap gives. */
-export const GAPPED: Partial<Record<QuotaEndpoint, "force_gap" | "clear_gap">> = {
-  force_refresh: "force_gap",
-  clear_quota: "clear_gap",
-};
+export const GAPPED: Partial<Record<QuotaEndpoint, "force_gap" | "clear_gap">> = Object.fromEntries(
+  CATALOG.flatMap((e) => (e.gap ? [[e.name, e.gap.refusal]] : [])),
+);
 
 /** Endpoints a quota clear does not zero: clear_quota counts the clears themselves. */
-export const NOT_CLEARED: ReadonlySet<QuotaEndpoint> = new Set(["clear_quota"]);
+export const NOT_CLEARED: ReadonlySet<QuotaEndpoint> = new Set(
+  CATALOG.filter((e) => e.keptOnClear).map((e) => e.name),
+);
+
+/** Each endpoint's name inside Redis keys. */
+export const KEY_SEGMENTS: ReadonlyMap<QuotaEndpoint, string> = new Map(
+  CATALOG.map((e) => [e.name, e.segment]),
+);
 
 /** Resolves budgets: per-app override, then configured default, then DEFAULT_BUDGETS. */
 export class BudgetTable {
@@ -164,7 +155,9 @@ export class BudgetTable {
     if (own !== undefined) return own;
     const configured = this.#budgets.defaults?.[endpoint];
     if (configured !== undefined) return configured;
-    return DEFAULT_BUDGETS[endpoint];
+    const fallback = DEFAULT_BUDGETS[endpoint];
+    if (fallback === undefined) throw new TypeError(`quota: unknown endpoint '${endpoint}'`);
+    return fallback;
   }
 }
 
@@ -180,7 +173,7 @@ function checkTable(where: string, table: EndpointBudgets | undefined): void {
 }
 
 export function isQuotaEndpoint(s: string): s is QuotaEndpoint {
-  return (QUOTA_ENDPOINTS as readonly string[]).includes(s);
+  return QUOTA_ENDPOINTS.includes(s);
 }
 
 /** Why a spent budget refused a call: the reports' share, while the whole budget is not spent. */

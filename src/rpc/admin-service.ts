@@ -23,7 +23,7 @@ import type { AppRegistry } from "../token/app.js";
 import { toBrokerError } from "../token/to-broker-error.js";
 import type { TokenManager } from "../token/token-manager.js";
 import type { UpstreamBreakers } from "../upstream/upstream-breakers.js";
-import { UpstreamError } from "../upstream/upstream-error.js";
+import { UpstreamError } from "../core/upstream-error.js";
 import type { UpstreamGuard } from "../upstream/upstream-guard.js";
 import { callerOf } from "./caller.js";
 import { kindToProto } from "./kinds.js";

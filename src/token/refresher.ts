@@ -16,7 +16,7 @@ import {
 } from "../shared/errors.js";
 import { fingerprint } from "../shared/fingerprint.js";
 import type { Logger } from "../shared/logger.js";
-import { ReportShareUsedError, UpstreamError } from "../upstream/upstream-error.js";
+import { ReportShareUsedError, UpstreamError } from "../core/upstream-error.js";
 import type { KindFetcher } from "./kind-fetcher.js";
 import type { RefreshEvents, RefreshReason } from "./refresh-events.js";
 import type { CredentialRules, RefreshPolicy } from "./refresh-policy.js";

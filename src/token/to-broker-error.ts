@@ -6,7 +6,7 @@ import {
   UpstreamRejectedError,
   UpstreamUnavailableError,
 } from "../shared/errors.js";
-import { UpstreamError } from "../upstream/upstream-error.js";
+import { UpstreamError } from "../core/upstream-error.js";
 
 /**
  * Turns a failed refresh into the error a caller sees when no valid

@@ -1,8 +1,8 @@
 import { EventEmitter } from "node:events";
 import CircuitBreaker from "opossum";
+import { CircuitOpenError, UpstreamError } from "../core/upstream-error.js";
 import type { Clock } from "../shared/clock.js";
 import type { Logger } from "../shared/logger.js";
-import { CircuitOpenError, UpstreamError } from "./upstream-error.js";
 
 export type BreakerState = "closed" | "open" | "half_open";
 

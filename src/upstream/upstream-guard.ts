@@ -1,14 +1,14 @@
-import type { QuotaEndpoint, QuotaLedger, QuotaPurpose } from "../quota/index.js";
-import { type Clock, sleep, systemClock } from "../shared/clock.js";
-import { StoreUnavailableError } from "../shared/errors.js";
-import type { Logger } from "../shared/logger.js";
-import { retryableInline, type UpstreamBreakers } from "./upstream-breakers.js";
 import {
   CircuitOpenError,
   QuotaRefusedError,
   ReportShareUsedError,
   UpstreamError,
-} from "./upstream-error.js";
+} from "../core/upstream-error.js";
+import type { QuotaEndpoint, QuotaLedger, QuotaPurpose } from "../quota/index.js";
+import { type Clock, sleep, systemClock } from "../shared/clock.js";
+import { StoreUnavailableError } from "../shared/errors.js";
+import type { Logger } from "../shared/logger.js";
+import { retryableInline, type UpstreamBreakers } from "./upstream-breakers.js";
 
 // Importers of the guard's refusal before the errors moved to upstream-error.ts.
 export { ReportShareUsedError };

@@ -12,7 +12,7 @@ import {
   QuotaRefusedError,
   ReportShareUsedError,
   UpstreamError,
-} from "../../src/upstream/upstream-error.js";
+} from "../../src/core/upstream-error.js";
 import { FakeClock } from "../helpers/fake-clock.js";
 
 const EP = "/cgi-bin/token";

@@ -4,7 +4,7 @@ import { createEmulator, type Emulator } from "../../src/emulator/index.js";
 import { MemoryQuotaLedger } from "../../src/quota/index.js";
 import { silentLogger } from "../../src/shared/logger.js";
 import { DEFAULT_BREAKER_POLICY, UpstreamBreakers } from "../../src/upstream/upstream-breakers.js";
-import { UpstreamError } from "../../src/upstream/upstream-error.js";
+import { UpstreamError } from "../../src/core/upstream-error.js";
 import { type GuardedEndpoint, UpstreamGuard } from "../../src/upstream/upstream-guard.js";
 import { createWechatClient, type WechatClient } from "../../src/credentials/wechat/wechat-client.js";
 import { FakeClock } from "../helpers/fake-clock.js";

@@ -1,5 +1,5 @@
 import type { CredentialKindSpec, FetchContext, FetchedCredential } from "../../core/kind.js";
-import { UpstreamError } from "../../upstream/upstream-error.js";
+import { UpstreamError } from "../../core/upstream-error.js";
 import type { TicketType } from "./wechat-client.js";
 import "./client.js";
 import { wechatErrcodes } from "./errcodes.js";

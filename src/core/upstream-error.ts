@@ -1,6 +1,5 @@
-import type { ErrcodeCategory } from "../core/kind.js";
-import type { QuotaRefusal } from "../quota/index.js";
 import { CodedError } from "../shared/errors.js";
+import type { ErrcodeCategory, QuotaRefusal } from "./kind.js";
 
 /**
  * What went wrong with a call to WeChat, as data: metrics, breakers and the
