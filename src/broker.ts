@@ -1,38 +1,19 @@
-import {
-  file_grpc_health_v1_health,
-  HealthCheckResponse_ServingStatus,
-} from "../gen/grpc/health/v1/health_pb.js";
-import { file_grpc_reflection_v1_reflection } from "../gen/grpc/reflection/v1/reflection_pb.js";
-import { file_grpc_reflection_v1alpha_reflection } from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
-import {
-  AdminService,
-  file_tokenbroker_v1_admin_service,
-} from "../gen/tokenbroker/v1/admin_service_pb.js";
-import {
-  file_tokenbroker_v1_token_service,
-  TokenService,
-} from "../gen/tokenbroker/v1/token_service_pb.js";
+import { HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
+import { TokenService } from "../gen/tokenbroker/v1/token_service_pb.js";
 import type { BrokerConfig } from "./config/config.js";
-import { securityPolicyOf } from "./config/parse-config.js";
 import { ConfigReloader, type ReloadReport } from "./config-reload.js";
 import { buildCore, coreSettingsOf } from "./graph.js";
 import type { BrokerObservability } from "./observability/broker-observability.js";
 import { startMetricsServer } from "./observability/metrics-server.js";
-import { createAdminService } from "./rpc/admin-service.js";
-import { rpcInterceptors } from "./rpc/interceptors/index.js";
-import { createTokenService } from "./rpc/token-service.js";
 import { RefusalLog } from "./security/refusal-log.js";
 import {
   AcceptGate,
   HealthStatus,
-  healthRegistration,
   type RunningServer,
-  reflectionEnabled,
-  reflectionRegistrations,
-  registration,
   startConnectServer,
   startGrpcServer,
 } from "./server/index.js";
+import { brokerServices } from "./services.js";
 import { type Clock, systemClock } from "./shared/clock.js";
 import { createAuditLogger, type Logger } from "./shared/logger.js";
 import { warnAtStart } from "./startup-warnings.js";
@@ -85,7 +66,7 @@ export async function startBroker(config: BrokerConfig, deps: BrokerDeps): Promi
     ...(deps.fetch ? { fetch: deps.fetch } : {}),
     ...(deps.random ? { random: deps.random } : {}),
   });
-  const { manager, apps, stores, breakers, client, observability } = core;
+  const { manager, apps, observability } = core;
   const reloader = new ConfigReloader(config, {
     apps,
     manager,
@@ -97,58 +78,9 @@ export async function startBroker(config: BrokerConfig, deps: BrokerDeps): Promi
   health.set("", HealthCheckResponse_ServingStatus.NOT_SERVING);
   health.set(TOKEN_SERVICE, HealthCheckResponse_ServingStatus.NOT_SERVING);
 
-  // Who may call what: TokenService and AdminService. Health and reflection need
-  // no credentials: the allowlist applies at accept, Health/Watch is capped and
-  // reflection is served only when configured (by default, on loopback only).
-  // One refusal log for both services: one stream, one count per kind of refusal.
+  // One refusal log for both listeners: one stream, one count per kind of refusal.
   const refusals = new RefusalLog({ audit, clock });
-  // One interceptor chain (metrics, authentication, authorization, limits,
-  // audit) that both listeners run around every TokenService and AdminService call.
-  const guarded = rpcInterceptors({
-    policy: securityPolicyOf(config.security),
-    clock,
-    audit,
-    refusals,
-    observe: (...a) => observability.metrics.rpcHandled(...a),
-  });
-  const services = [
-    registration(
-      TokenService,
-      createTokenService({ manager, clock, logger: logger.child({ component: "rpc" }), audit }),
-      guarded,
-    ),
-    registration(
-      AdminService,
-      createAdminService({
-        manager,
-        apps,
-        ledger: stores.ledger,
-        breakers,
-        guard: core.guard,
-        alerts: observability.alerts,
-        client,
-        clock,
-        audit,
-      }),
-      guarded,
-    ),
-    healthRegistration(health, {
-      maxWatches: config.listen.maxHealthWatches,
-      maxWatchesPerPeer: config.listen.maxHealthWatchesPerPeer,
-    }),
-    ...(reflectionEnabled(config.listen.reflection, [
-      config.listen.grpc.host,
-      config.listen.connect.host,
-    ])
-      ? reflectionRegistrations([
-          file_tokenbroker_v1_token_service,
-          file_tokenbroker_v1_admin_service,
-          file_grpc_health_v1_health,
-          file_grpc_reflection_v1_reflection,
-          file_grpc_reflection_v1alpha_reflection,
-        ])
-      : []),
-  ];
+  const services = brokerServices(config, core, { health, refusals, audit, logger });
   const { allowCidrs, trustedProxies } = config.security;
   const listenerOptions = {
     services,
