@@ -1,12 +1,12 @@
-import type { Logger } from "../shared/logger.js";
 import {
   type CredentialKey,
   keyId,
   type NewCredential,
   type StoredCredential,
 } from "../core/credential.js";
-import { planRestore } from "./restore-plan.js";
 import type { CasResult, CredentialUpdate, TokenStore } from "../core/ports/token-store.js";
+import type { Logger } from "../shared/logger.js";
+import { planRestore } from "./restore-plan.js";
 
 /**
  * The embedded store for a single node: a Map. Nothing survives a restart,

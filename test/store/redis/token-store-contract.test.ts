@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { MemoryTokenStore } from "../../../src/store/memory-store.js";
-import type { CredentialUpdate, TokenStore } from "../../../src/core/ports/token-store.js";
 import type { CredentialKey, NewCredential } from "../../../src/core/credential.js";
+import type { CredentialUpdate, TokenStore } from "../../../src/core/ports/token-store.js";
+import { MemoryTokenStore } from "../../../src/store/memory-store.js";
 import { recordLeakCandidate } from "../../helpers/leak-recorder.js";
 import { type RedisServer, startRedisServer } from "../../helpers/redis-server.js";
 import { freshKeys, openStore, until } from "./helpers.js";
