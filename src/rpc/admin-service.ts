@@ -9,6 +9,7 @@ import {
   QuotaStatusSchema,
 } from "../../gen/tokenbroker/v1/admin_service_pb.js";
 import { TokenKind } from "../../gen/tokenbroker/v1/token_service_pb.js";
+import { UpstreamError } from "../core/upstream-error.js";
 import type { WechatClient } from "../credentials/wechat/wechat-client.js";
 import type { ActiveAlert } from "../observability/alerts.js";
 import { CLEAR_QUOTA_GAP_MS, type QuotaLedger } from "../quota/index.js";
@@ -23,7 +24,6 @@ import type { AppRegistry } from "../token/app.js";
 import { toBrokerError } from "../token/to-broker-error.js";
 import type { TokenManager } from "../token/token-manager.js";
 import type { UpstreamBreakers } from "../upstream/upstream-breakers.js";
-import { UpstreamError } from "../core/upstream-error.js";
 import type { UpstreamGuard } from "../upstream/upstream-guard.js";
 import { callerOf } from "./caller.js";
 import { kindToProto } from "./kinds.js";

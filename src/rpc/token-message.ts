@@ -1,8 +1,8 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { type Token, TokenSchema } from "../../gen/tokenbroker/v1/token_service_pb.js";
-import { fingerprint } from "../shared/fingerprint.js";
 import type { CredentialKey, StoredCredential } from "../core/credential.js";
+import { fingerprint } from "../shared/fingerprint.js";
 import { kindToProto } from "./kinds.js";
 
 /**

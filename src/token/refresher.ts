@@ -8,6 +8,7 @@ import {
 import type { FetchedCredential } from "../core/kind.js";
 import type { Lease, RefreshLock } from "../core/ports/refresh-lock.js";
 import type { CredentialUpdate, TokenStore } from "../core/ports/token-store.js";
+import { ReportShareUsedError, UpstreamError } from "../core/upstream-error.js";
 import type { Clock } from "../shared/clock.js";
 import {
   type BrokerError,
@@ -16,7 +17,6 @@ import {
 } from "../shared/errors.js";
 import { fingerprint } from "../shared/fingerprint.js";
 import type { Logger } from "../shared/logger.js";
-import { ReportShareUsedError, UpstreamError } from "../core/upstream-error.js";
 import type { KindFetcher } from "./kind-fetcher.js";
 import type { RefreshEvents, RefreshReason } from "./refresh-events.js";
 import type { CredentialRules, RefreshPolicy } from "./refresh-policy.js";

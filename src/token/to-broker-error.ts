@@ -1,4 +1,5 @@
 import { type CredentialKey, describeKey } from "../core/credential.js";
+import { UpstreamError } from "../core/upstream-error.js";
 import {
   BrokerError,
   QuotaExhaustedError,
@@ -6,7 +7,6 @@ import {
   UpstreamRejectedError,
   UpstreamUnavailableError,
 } from "../shared/errors.js";
-import { UpstreamError } from "../core/upstream-error.js";
 
 /**
  * Turns a failed refresh into the error a caller sees when no valid

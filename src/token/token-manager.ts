@@ -5,11 +5,7 @@ import {
   parseKeyId,
   type StoredCredential,
 } from "../core/credential.js";
-import type { UpstreamClients } from "../core/kind.js";
-import type { DueQueue } from "../core/ports/due-queue.js";
-import type { RefreshLock } from "../core/ports/refresh-lock.js";
-import type { CredentialUpdate, TokenStore } from "../core/ports/token-store.js";
-import type { UpstreamGate } from "../core/ports/upstream-gate.js";
+import type { CredentialUpdate } from "../core/ports/token-store.js";
 import { type Clock, systemClock } from "../shared/clock.js";
 import {
   AppRemovedError,
@@ -18,52 +14,22 @@ import {
   UnknownAppError,
   UpstreamUnavailableError,
 } from "../shared/errors.js";
-import type { Logger } from "../shared/logger.js";
 import { raceAbort } from "../shared/race-abort.js";
-import type { AppRegistry } from "./app.js";
+import { type Collaborators, wireCollaborators } from "./collaborators.js";
 import { CredentialCache } from "./credential-cache.js";
-import { loadCredential } from "./credential-loader.js";
-import { type InvalidateOptions, type InvalidateResult, Invalidation } from "./invalidation.js";
-import { KindFetcher } from "./kind-fetcher.js";
-import type { RefreshEvents } from "./refresh-events.js";
-import type { RefreshPolicy } from "./refresh-policy.js";
-import { RefreshSchedule, versionJitter } from "./refresh-schedule.js";
-import { Refresher } from "./refresher.js";
-import { DEFAULT_REPORT_BUDGET, ReportBudget, type ReportBudgetOptions } from "./report-budget.js";
-import { type Resolved, RulesBook } from "./rules-book.js";
-import { StoreFollower } from "./store-follower.js";
+import type { InvalidateOptions, InvalidateResult, Invalidation } from "./invalidation.js";
+import { type RefreshSchedule, versionJitter } from "./refresh-schedule.js";
+import type { Refresher } from "./refresher.js";
+import { RulesBook } from "./rules-book.js";
+import type { StoreFollower } from "./store-follower.js";
+import type { TokenManagerOptions } from "./token-manager-options.js";
 import { WatchHub } from "./watch-hub.js";
 
 export type { InvalidateOptions, InvalidateOutcome, InvalidateResult } from "./invalidation.js";
+export type { TokenManagerOptions } from "./token-manager-options.js";
 
 export interface WatchEvent {
   readonly credential: StoredCredential;
-}
-
-export interface TokenManagerOptions {
-  apps: AppRegistry;
-  store: TokenStore;
-  /** The upstream clients of the credential families (see core/kind.ts UpstreamClients). */
-  upstreams: UpstreamClients;
-  /** Quota, circuit breakers and retries around every upstream call. */
-  gate: UpstreamGate;
-  /** The cluster-wide refresh lock (store/memory's LocalRefreshLock on one node). */
-  lock: RefreshLock;
-  /** Where proactive refreshes are planned (store/memory's LocalDueQueue on one node). */
-  dueQueue: DueQueue;
-  policy: RefreshPolicy;
-  logger: Logger;
-  clock?: Clock;
-  /** Randomness in [0, 1) for retry backoff; injectable so tests are deterministic. */
-  random?: () => number;
-  /** Refresh-time jitter per credential version; deterministic by default (see versionJitter). */
-  jitter?: (id: string, version: number) => number;
-  /** How long, in all, to wait for other replicas holding a credential's refresh lock. */
-  lockWaitMs?: number;
-  /** Observers for metrics and alerts. */
-  events?: RefreshEvents;
-  /** Refreshes reports may cause per credential (DEFAULT_REPORT_BUDGET when absent). */
-  reportBudget?: ReportBudgetOptions;
 }
 
 /**
@@ -90,90 +56,32 @@ export class TokenManager {
 
   constructor(o: TokenManagerOptions) {
     this.#o = o;
-    const clock = (this.#clock = o.clock ?? systemClock);
-    const random = o.random ?? Math.random;
+    this.#clock = o.clock ?? systemClock;
     this.#jitter = o.jitter ?? versionJitter;
     this.#rules = new RulesBook(o.apps, o.policy);
-    const fetcher = new KindFetcher(o.upstreams, o.gate, {
+    const parts = wireCollaborators(o, {
+      clock: this.#clock,
+      jitter: this.#jitter,
+      rules: this.#rules,
+      cache: this.#cache,
+      signal: this.#lifecycle.signal,
       get: (key, signal) => this.#get(key, signal),
       reportStale: async (key, value, errcode, signal) => {
         await this.invalidate(key.appId, key.kind, value, errcode, signal, {
           reporter: "broker (dependent fetch)",
         });
       },
-      knownValues: (appId) => this.#cache.knownValues(appId),
-    });
-    this.#refresher = new Refresher({
-      store: o.store,
-      fetcher,
-      clock,
-      policy: o.policy,
-      logger: o.logger,
-      lock: o.lock,
-      lockWaitMs: o.lockWaitMs ?? 35_000,
-      signal: this.#lifecycle.signal,
-      localCredential: (key) => this.#cache.get(key),
-      ...(o.events ? { events: o.events } : {}),
-      // Fetched while the store was unreachable: held here, written back on resync.
-      onLocalWrite: (update) => this.#adopt(update),
-    });
-    this.#schedule = new RefreshSchedule({
-      rules: this.#rules,
-      refresher: this.#refresher,
-      store: o.store,
-      queue: o.dueQueue,
-      clock,
-      policy: o.policy,
-      jitter: this.#jitter,
-      random,
-      logger: o.logger,
-      onNewer: (key, credential) => this.#remember(key, credential),
-    });
-    const remember = (key: CredentialKey, c: StoredCredential) => this.#remember(key, c);
-    const load = (r: Resolved, key: CredentialKey, signal: AbortSignal) =>
-      loadCredential(
-        {
-          store: o.store,
-          cache: this.#cache,
-          refresher: this.#refresher,
-          clock,
-          logger: o.logger,
-          remember,
-        },
-        r,
-        key,
-        signal,
-      );
-    this.#load = load;
-    this.#invalidation = new Invalidation({
-      store: o.store,
-      cache: this.#cache,
-      refresher: this.#refresher,
-      budget: new ReportBudget(o.reportBudget ?? DEFAULT_REPORT_BUDGET, clock),
-      clock,
-      policy: o.policy,
-      logger: o.logger,
-      events: o.events,
-      remember,
-      load,
-    });
-    this.#follower = new StoreFollower({
-      store: o.store,
-      cache: this.#cache,
-      clock,
-      policy: o.policy,
-      random,
-      logger: o.logger,
-      signal: this.#lifecycle.signal,
       adopt: (u) => this.#adopt(u),
+      remember: (key, c) => this.#remember(key, c),
     });
+    this.#refresher = parts.refresher;
+    this.#schedule = parts.schedule;
+    this.#invalidation = parts.invalidation;
+    this.#follower = parts.follower;
+    this.#load = parts.load;
   }
 
-  readonly #load: (
-    r: Resolved,
-    key: CredentialKey,
-    signal: AbortSignal,
-  ) => Promise<StoredCredential>;
+  readonly #load: Collaborators["load"];
 
   /** Follows the store, takes due refreshes, and fetches the access tokens of apps marked `prefetch`. */
   start(): void {

@@ -1,7 +1,7 @@
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { keyId } from "../../src/core/credential.js";
 import { KINDS } from "../../src/credentials/index.js";
-import { keyId } from "../../src/token/credential.js";
 import { CredentialRules, DEFAULT_REFRESH_POLICY } from "../../src/token/refresh-policy.js";
 import { versionJitter } from "../../src/token/refresh-schedule.js";
 import { type ClusterSetup, startClusterSetup } from "../helpers/redis-topologies.js";

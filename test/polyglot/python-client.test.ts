@@ -18,9 +18,9 @@ import { dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { StoredCredential } from "../../src/core/credential.js";
 import type { TokenCheck } from "../../src/emulator/index.js";
 import { fingerprint } from "../../src/shared/fingerprint.js";
-import type { StoredCredential } from "../../src/core/credential.js";
 import type { InvalidateResult } from "../../src/token/token-manager.js";
 import { type BrokerHarness, startBrokerHarness } from "../helpers/broker-harness.js";
 

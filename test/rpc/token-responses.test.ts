@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { TokenResponses } from "../../src/rpc/token-responses.js";
 import type { StoredCredential } from "../../src/core/credential.js";
+import { TokenResponses } from "../../src/rpc/token-responses.js";
 
 const KEY = { appId: "oa", kind: "access_token" } as const;
 const T0 = 1_800_000_000_000;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { MemoryTokenStore } from "../../src/store/memory-store.js";
 import type { CredentialUpdate } from "../../src/core/ports/token-store.js";
+import { MemoryTokenStore } from "../../src/store/memory-store.js";
 
 const key = { appId: "a", kind: "access_token" } as const;
 const next = (value: string) => ({ value, fetchedAt: 0, expiresAt: 1000 });

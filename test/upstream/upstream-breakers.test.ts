@@ -1,4 +1,10 @@
 import { afterEach, describe, expect, it } from "vitest";
+import {
+  CircuitOpenError,
+  QuotaRefusedError,
+  ReportShareUsedError,
+  UpstreamError,
+} from "../../src/core/upstream-error.js";
 import { wechatErrcodes } from "../../src/credentials/wechat/errcodes.js";
 import { silentLogger } from "../../src/shared/logger.js";
 import {
@@ -7,12 +13,6 @@ import {
   retryableInline,
   UpstreamBreakers,
 } from "../../src/upstream/upstream-breakers.js";
-import {
-  CircuitOpenError,
-  QuotaRefusedError,
-  ReportShareUsedError,
-  UpstreamError,
-} from "../../src/core/upstream-error.js";
 import { FakeClock } from "../helpers/fake-clock.js";
 
 const EP = "/cgi-bin/token";

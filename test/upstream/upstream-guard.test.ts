@@ -1,12 +1,15 @@
 import { createServer } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
+import { UpstreamError } from "../../src/core/upstream-error.js";
+import {
+  createWechatClient,
+  type WechatClient,
+} from "../../src/credentials/wechat/wechat-client.js";
 import { createEmulator, type Emulator } from "../../src/emulator/index.js";
 import { MemoryQuotaLedger } from "../../src/quota/index.js";
 import { silentLogger } from "../../src/shared/logger.js";
 import { DEFAULT_BREAKER_POLICY, UpstreamBreakers } from "../../src/upstream/upstream-breakers.js";
-import { UpstreamError } from "../../src/core/upstream-error.js";
 import { type GuardedEndpoint, UpstreamGuard } from "../../src/upstream/upstream-guard.js";
-import { createWechatClient, type WechatClient } from "../../src/credentials/wechat/wechat-client.js";
 import { FakeClock } from "../helpers/fake-clock.js";
 
 const APP = { appid: "wx00000000000000g1", secret: "guard-secret-0000000" };

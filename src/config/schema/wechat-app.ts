@@ -1,7 +1,7 @@
 import { z } from "zod";
+import type { CredentialKind } from "../../core/credential.js";
 import { bool, list, oneOf, strictMapping, text } from "../../shared/schema.js";
 import { APP_ID_PATTERN, kindsOfType } from "../../token/app.js";
-import type { CredentialKind } from "../../core/credential.js";
 import { appSecret, type ConfigEnvironment } from "./secret.js";
 
 /** The broker's id for an app, used by clients (e.g. "shop"). */

@@ -1,5 +1,5 @@
-import { type ScrubValues, scrubErrmsg } from "../../shared/scrub-errmsg.js";
 import { UpstreamError } from "../../core/upstream-error.js";
+import { type ScrubValues, scrubErrmsg } from "../../shared/scrub-errmsg.js";
 import { wechatErrcodes } from "./errcodes.js";
 
 /** A credential as WeChat returned it. */

@@ -1,8 +1,8 @@
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { RedisTokenStore } from "../../../src/store/redis/redis-token-store.js";
-import type { CredentialUpdate } from "../../../src/core/ports/token-store.js";
 import type { NewCredential } from "../../../src/core/credential.js";
+import type { CredentialUpdate } from "../../../src/core/ports/token-store.js";
+import type { RedisTokenStore } from "../../../src/store/redis/redis-token-store.js";
 import { type ClusterSetup, startClusterSetup } from "../../helpers/redis-topologies.js";
 import { freshKeys, openStore, until } from "./helpers.js";
 

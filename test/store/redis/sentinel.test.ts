@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { NewCredential } from "../../../src/core/credential.js";
+import type { CredentialUpdate } from "../../../src/core/ports/token-store.js";
 import type { RedisTokenStore } from "../../../src/store/redis/redis-token-store.js";
 import { isStoreUnavailable } from "../../../src/store/store-unavailable.js";
-import type { CredentialUpdate } from "../../../src/core/ports/token-store.js";
-import type { NewCredential } from "../../../src/core/credential.js";
 import { type SentinelSetup, startSentinelSetup } from "../../helpers/redis-topologies.js";
 import { freshKeys, openStore, until } from "./helpers.js";
 
