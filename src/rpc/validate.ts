@@ -65,7 +65,7 @@ export function validateReportErrcode(errcode: number, kind: CredentialKind): nu
   const stale = KINDS.get(kind)?.errcodes.stale ?? [];
   if (errcode !== 0 && !stale.includes(errcode)) {
     throw new InvalidArgumentError(
-      `errcode ${errcode} does not mean the ${kind} is stale, so a new one would not help; ` +
+      `errcode ${errcode} does not mean the credential is stale, so a new one would not help; ` +
         `InvalidateToken accepts ${stale.join(", ")}, or 0 when not known`,
     );
   }
