@@ -46,12 +46,15 @@ interface Served {
 
 async function startBroker(): Promise<Served> {
   const url = process.env.FANOUT_REDIS_URL;
-  const harness = await startBenchBroker(
-    FANOUT_APP,
-    url
+  const harness = await startBenchBroker(FANOUT_APP, {
+    // The full run puts 1,000 streams on each of its 10 connections, as the
+    // figures in BENCHMARKS.md were measured (listen.maxConcurrentStreams
+    // defaults to 100 per connection).
+    listen: { grpc: "127.0.0.1:0", connect: "127.0.0.1:0", maxConcurrentStreams: 1000 },
+    ...(url
       ? { store: { type: "redis", url, prefix: process.env.FANOUT_REDIS_PREFIX ?? "fanout" } }
-      : {},
-  );
+      : {}),
+  });
   // An in-process watcher, opened before any client stream: it sees a new
   // version as soon as the store's write (or the Redis notification) reaches
   // this replica's watch hub, which is the commit time the benchmark measures from.

@@ -559,7 +559,8 @@ export const fanout: Bench = async (ctx) => {
   const notes = [
     `${n} WatchToken streams over ${plan.connections} HTTP/2 connections from the benchmark process ` +
       "(a minimal gRPC client on node:http2 that timestamps each DATA chunk before decoding); every " +
-      "broker runs in a child process (node --expose-gc), so clients and broker do not share an event loop. " +
+      "broker runs in a child process (node --expose-gc), so clients and broker do not share an event loop; " +
+      "its listen.maxConcurrentStreams is raised from 100 to 1000 per connection for this. " +
       `${plan.rounds} refresh round(s) per scenario, all deliveries pooled (${one.latency.delivered} of ` +
       `${one.latency.expected} delivered on one replica, ${across.latency.delivered} of ${across.latency.expected} across replicas).`,
     "Refresh: one InvalidateToken call with the current value on a connection of its own (the emulator " +
