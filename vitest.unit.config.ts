@@ -8,6 +8,7 @@ import base from "./vitest.config.js";
  * file that needs no I/O belongs on this list.
  */
 export const UNIT_TESTS = [
+  "test/config/config-changes.test.ts",
   "test/config/exposure.test.ts",
   "test/config/parse-config.test.ts",
   "test/observability/alert-manager.test.ts",
