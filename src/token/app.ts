@@ -61,17 +61,9 @@ export class AppRegistry {
     return this.#apps.get(appId);
   }
 
-  /** Replaces the configured apps (a config reload); returns what changed. */
-  replace(apps: readonly AppConfig[]): { added: string[]; removed: string[]; changed: string[] } {
-    const next = new Map(apps.map((a) => [a.id, a]));
-    const added = [...next.keys()].filter((id) => !this.#apps.has(id));
-    const removed = [...this.#apps.keys()].filter((id) => !next.has(id));
-    const changed = [...next.keys()].filter((id) => {
-      const old = this.#apps.get(id);
-      return old !== undefined && old !== next.get(id);
-    });
-    this.#apps = next;
-    return { added, removed, changed };
+  /** Replaces the configured apps (a config reload; config-changes.ts says what changed). */
+  replace(apps: readonly AppConfig[]): void {
+    this.#apps = new Map(apps.map((a) => [a.id, a]));
   }
 
   /** The app, checked to have `kind`; throws the error a caller should see otherwise. */

@@ -1,6 +1,6 @@
 import { setMaxListeners } from "node:events";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { RefreshLock } from "../../src/store/refresh-lock.js";
+import type { RefreshLock } from "../../src/core/ports/refresh-lock.js";
 import type { InvalidateResult } from "../../src/token/token-manager.js";
 import { type RedisServer, startRedisServer } from "../helpers/redis-server.js";
 import { type ReplicaHarness, startReplicas } from "../helpers/replica-harness.js";

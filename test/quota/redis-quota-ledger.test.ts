@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { RedisQuotaLedger } from "../../src/quota/redis-quota-ledger.js";
+import { StoreUnavailableError } from "../../src/shared/errors.js";
 import type { RedisClient } from "../../src/store/redis/connection.js";
-import { StoreUnavailableError } from "../../src/store/store-unavailable.js";
 import { type RedisServer, startRedisServer } from "../helpers/redis-server.js";
 import { connect, freshPrefix, MIDNIGHT, NOON } from "./helpers.js";
 

@@ -1,6 +1,6 @@
+import type { DueQueue } from "../../core/ports/due-queue.js";
 import type { Clock } from "../../shared/clock.js";
 import type { Logger } from "../../shared/logger.js";
-import type { DueQueue } from "../due-queue.js";
 import type { RedisClient } from "./connection.js";
 import { type CoordinationScripts, coordinationScripts } from "./coordination-scripts.js";
 import type { RedisKeys } from "./keys.js";

@@ -1,8 +1,8 @@
 import Redlock, { ExecutionError, type Lock, ResourceLockedError } from "redlock";
 import { type CredentialKey, describeKey } from "../../core/credential.js";
+import type { Lease, LockResult, RefreshLock } from "../../core/ports/refresh-lock.js";
 import type { Clock } from "../../shared/clock.js";
 import type { Logger } from "../../shared/logger.js";
-import type { Lease, LockResult, RefreshLock } from "../refresh-lock.js";
 import type { RedisClient } from "./connection.js";
 import { LockLostError, LockStoreUnreachableError } from "./coordination-errors.js";
 import type { RedisKeys } from "./keys.js";

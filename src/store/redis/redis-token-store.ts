@@ -6,9 +6,9 @@ import {
 } from "../../core/credential.js";
 import type { CasResult, CredentialUpdate, TokenStore } from "../../core/ports/token-store.js";
 import { type Clock, systemClock } from "../../shared/clock.js";
+import { StoreUnavailableError } from "../../shared/errors.js";
 import type { Logger } from "../../shared/logger.js";
 import { planRestore } from "../restore-plan.js";
-import { StoreUnavailableError } from "../store-unavailable.js";
 import { quitOrDisconnect, type RedisClient } from "./connection.js";
 import {
   decodeFields,

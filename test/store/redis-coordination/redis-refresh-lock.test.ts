@@ -1,4 +1,5 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import type { Lease } from "../../../src/core/ports/refresh-lock.js";
 import { systemClock } from "../../../src/shared/clock.js";
 import { silentLogger } from "../../../src/shared/logger.js";
 import type { RedisClient } from "../../../src/store/redis/connection.js";
@@ -11,7 +12,6 @@ import {
   RedisRefreshLock,
   type RedisRefreshLockOptions,
 } from "../../../src/store/redis/redis-refresh-lock.js";
-import type { Lease } from "../../../src/store/refresh-lock.js";
 import { FakeClock } from "../../helpers/fake-clock.js";
 import { type RedisServer, startRedisServer } from "../../helpers/redis-server.js";
 import { captureLogger, connect, deferred, delay, freshKeys, until } from "./helpers.js";

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
+import type { CredentialKey } from "../../../src/core/credential.js";
 import { RedisKeys } from "../../../src/store/redis/keys.js";
-import type { CredentialKey } from "../../../src/token/credential.js";
 
 /**
  * The key strings are a storage format: credentials written by an earlier

@@ -1,10 +1,10 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { NewCredential } from "../../../src/core/credential.js";
 import type { CredentialUpdate } from "../../../src/core/ports/token-store.js";
+import { StoreUnavailableError } from "../../../src/shared/errors.js";
 import { RedisKeys } from "../../../src/store/redis/keys.js";
 import type { RedisTokenStore } from "../../../src/store/redis/redis-token-store.js";
 import { loadScripts } from "../../../src/store/redis/scripts.js";
-import { isStoreUnavailable, StoreUnavailableError } from "../../../src/store/store-unavailable.js";
 import { type RedisServer, startRedisServer } from "../../helpers/redis-server.js";
 import { captureLogger, connect, freshKeys, openStore, scanAll, until } from "./helpers.js";
 
@@ -285,7 +285,7 @@ describe("RedisTokenStore through a Redis crash", () => {
       );
       expect(Date.now() - started).toBeLessThan(2500);
       expect(err).toBeInstanceOf(StoreUnavailableError);
-      expect(isStoreUnavailable(err)).toBe(true);
+      expect(err instanceof StoreUnavailableError).toBe(true);
       expect((err as Error).message).toMatch(/^Redis is unreachable/);
       expect((err as Error).message).not.toContain("during");
     }

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { NewCredential } from "../../../src/core/credential.js";
 import type { CredentialUpdate } from "../../../src/core/ports/token-store.js";
+import { StoreUnavailableError } from "../../../src/shared/errors.js";
 import type { RedisTokenStore } from "../../../src/store/redis/redis-token-store.js";
-import { isStoreUnavailable } from "../../../src/store/store-unavailable.js";
 import { type SentinelSetup, startSentinelSetup } from "../../helpers/redis-topologies.js";
 import { freshKeys, openStore, until } from "./helpers.js";
 
@@ -49,7 +49,7 @@ describe("RedisTokenStore through Sentinel (master, replica, three sentinels)", 
         if (r.written) written = r.credential.version;
       } catch (err) {
         // Until the failover completes the store says Redis is unreachable.
-        expect(isStoreUnavailable(err)).toBe(true);
+        expect(err instanceof StoreUnavailableError).toBe(true);
       }
     }
     expect(await setup.masterPort()).not.toBe(old);
