@@ -82,9 +82,10 @@ export class AppRegistry {
     const app = this.#apps.get(appId);
     if (!app) throw new UnknownAppError(appId);
     const spec = this.kinds.get(kind);
-    const offered = this.kinds.kindsOf(app.type);
-    if (!spec || !offered.includes(kind)) {
+    // GetToken's hot path: no list is built unless the request is refused.
+    if (!spec?.accountTypes.includes(app.type)) {
       const label = this.kinds.accountType(app.type)?.label ?? app.type;
+      const offered = this.kinds.kindsOf(app.type);
       throw new InvalidArgumentError(
         `app '${appId}' is a ${label}, which has no ${kind}; it has: ${offered.join(", ")}`,
       );
