@@ -53,11 +53,13 @@ export function observeStream<T>(start: () => StreamScope<T>, canceled: unknown)
               throw err;
             },
           );
-          pending = result.catch(() => {});
+          // Kept as is, not `.catch()`ed: one promise less per item and layer;
+          // the consumer handles its rejection, return() waits on it quietly.
+          pending = result;
           return result;
         },
         async return(value?: unknown): Promise<IteratorResult<T>> {
-          if (pending) await pending;
+          if (pending) await pending.then(ignore, ignore);
           finish(canceled);
           await it?.return?.(value);
           return { done: true, value: value as T };
@@ -66,3 +68,5 @@ export function observeStream<T>(start: () => StreamScope<T>, canceled: unknown)
     },
   };
 }
+
+function ignore(): void {}

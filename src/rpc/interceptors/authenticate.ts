@@ -1,10 +1,10 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { Code, type Interceptor } from "@connectrpc/connect";
 import { clientKey, permissionsKey } from "../../security/client-context.js";
-import { callerAddress, inAnyCidr } from "../../security/ip.js";
+import { type CallerAddress, callerAddress, inAnyCidr } from "../../security/ip.js";
 import type { CompiledClient, CompiledPolicy } from "../../security/policy.js";
 import type { RefusalLog } from "../../security/refusal-log.js";
-import { peerKey } from "../../server/peer.js";
+import { type Peer, peerKey } from "../../server/peer.js";
 import { requestMessage } from "../../server/request-message.js";
 import type { AnyRequest } from "./outcome.js";
 import { ruleOf, targetOf } from "./rules.js";
@@ -60,13 +60,10 @@ export function authenticate(policy: CompiledPolicy, refusals: RefusalLog): Inte
     // Headers are built on first access; without trusted proxies XFF is ignored anyway.
     const forwardedFor =
       policy.trustedProxies.length > 0 ? req.header.get("x-forwarded-for") : null;
-    const address = callerAddress(peer?.address, forwardedFor, policy.trustedProxies);
-    const scene: Scene = {
-      method: req.method.name,
-      address,
-      ...targetOf(requestMessage(req), ruleOf(req.method)),
-      tlsIdentity: peer?.tlsIdentity || undefined,
-    };
+    const address = addressOf(peer, forwardedFor, policy);
+    const { app, kind } = targetOf(requestMessage(req), ruleOf(req.method));
+    const tlsIdentity = peer?.tlsIdentity || undefined;
+    const scene: Scene = { method: req.method.name, address, app, kind, tlsIdentity };
     if (policy.allow.length > 0 && !inAnyCidr(address.ip, policy.allow)) {
       const via = address.via === undefined ? "" : ` (forwarded by ${address.via})`;
       throw refuse(
@@ -80,7 +77,7 @@ export function authenticate(policy: CompiledPolicy, refusals: RefusalLog): Inte
     const client = identify(req, scene);
     req.contextValues.set(clientKey, client.id);
     req.contextValues.set(permissionsKey, client.permissions);
-    return { ...scene, client };
+    return { method: scene.method, address, app, kind, tlsIdentity, client };
   };
 
   return (next) => (req) => {
@@ -91,6 +88,27 @@ export function authenticate(policy: CompiledPolicy, refusals: RefusalLog): Inte
     }
     return next(req);
   };
+}
+
+/**
+ * Where a call comes from. A gRPC connection's calls share one Peer object,
+ * so without a forwarded-for header its address is parsed once per connection.
+ */
+const peerAddresses = new WeakMap<Peer, CallerAddress>();
+function addressOf(
+  peer: Peer | undefined,
+  forwardedFor: string | null,
+  policy: CompiledPolicy,
+): CallerAddress {
+  if (peer === undefined || forwardedFor !== null) {
+    return callerAddress(peer?.address, forwardedFor, policy.trustedProxies);
+  }
+  let address = peerAddresses.get(peer);
+  if (address === undefined) {
+    address = callerAddress(peer.address, null, policy.trustedProxies);
+    peerAddresses.set(peer, address);
+  }
+  return address;
 }
 
 /**
