@@ -2,6 +2,7 @@ import type { CredentialKey, StoredCredential } from "../core/credential.js";
 import type { CredentialKindSpec } from "../core/kind.js";
 import type { BrokerError } from "../shared/errors.js";
 import { fingerprint } from "../shared/fingerprint.js";
+import type { Logger } from "../shared/logger.js";
 
 /** Evidence that someone outside this broker fetches tokens for an app. */
 export interface ForeignRefreshEvidence {
@@ -33,6 +34,20 @@ export interface RefreshEvents {
   lockWaited?(key: CredentialKey, seconds: number, gotResult: boolean): void;
   /** Our current token was rejected long before its expiry: another party fetched one. */
   foreignRefresh?(key: CredentialKey, evidence: ForeignRefreshEvidence): void;
+}
+
+/** Calls an observer, if any; one that throws is logged and ignored (a metric must not fail a refresh). */
+export function notify(
+  events: RefreshEvents | undefined,
+  logger: Logger,
+  call: (events: RefreshEvents) => void,
+): void {
+  if (!events) return;
+  try {
+    call(events);
+  } catch (err) {
+    logger.error({ err }, "a refresh observer threw");
+  }
 }
 
 /** Why a refresh ran. */
