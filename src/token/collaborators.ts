@@ -2,6 +2,7 @@ import type { CredentialKey, StoredCredential } from "../core/credential.js";
 import type { CredentialUpdate } from "../core/ports/token-store.js";
 import type { Clock } from "../shared/clock.js";
 import type { CredentialCache } from "./credential-cache.js";
+import { CredentialIntake } from "./credential-intake.js";
 import { loadCredential } from "./credential-loader.js";
 import { Invalidation } from "./invalidation.js";
 import { KindFetcher, type ParentAccess } from "./kind-fetcher.js";
@@ -11,24 +12,25 @@ import { DEFAULT_REPORT_BUDGET, ReportBudget } from "./report-budget.js";
 import type { Resolved, RulesBook } from "./rules-book.js";
 import { StoreFollower } from "./store-follower.js";
 import type { TokenManagerOptions } from "./token-manager-options.js";
+import type { WatchHub } from "./watch-hub.js";
 
-/** What the façade lends its collaborators: its cache, lifecycle and the calls they make back. */
+/** What the façade lends its collaborators: its cache, watches, lifecycle and the calls they make back. */
 export interface FacadeHooks {
   readonly clock: Clock;
   readonly jitter: (id: string, version: number) => number;
   readonly rules: RulesBook;
   readonly cache: CredentialCache;
+  /** The open watches, fed by the intake. */
+  readonly watchers: WatchHub<StoredCredential>;
   /** Aborted when the manager closes. */
   readonly signal: AbortSignal;
   get: ParentAccess["get"];
   reportStale: ParentAccess["reportStale"];
-  /** A credential as the store holds it: to L1, the schedule and watchers. */
-  adopt(update: CredentialUpdate): void;
-  /** Keeps a credential in L1 and plans its refresh. */
-  remember(key: CredentialKey, credential: StoredCredential): void;
 }
 
 export interface Collaborators {
+  /** Takes every credential learnt of into L1, the schedule and watchers. */
+  readonly intake: CredentialIntake;
   readonly refresher: Refresher;
   readonly schedule: RefreshSchedule;
   readonly invalidation: Invalidation;
@@ -44,6 +46,9 @@ export interface Collaborators {
 export function wireCollaborators(o: TokenManagerOptions, h: FacadeHooks): Collaborators {
   const { clock, cache } = h;
   const random = o.random ?? Math.random;
+  // Bound late: the intake needs the schedule, which needs the intake's `remember`.
+  const adopt = (u: CredentialUpdate) => intake.adopt(u);
+  const remember = (key: CredentialKey, c: StoredCredential) => intake.remember(key, c);
   const fetcher = new KindFetcher(o.upstreams, o.gate, {
     get: h.get,
     reportStale: h.reportStale,
@@ -61,7 +66,7 @@ export function wireCollaborators(o: TokenManagerOptions, h: FacadeHooks): Colla
     localCredential: (key) => cache.get(key),
     ...(o.events ? { events: o.events } : {}),
     // Fetched while the store was unreachable: held here, written back on resync.
-    onLocalWrite: h.adopt,
+    onLocalWrite: adopt,
   });
   const schedule = new RefreshSchedule({
     rules: h.rules,
@@ -73,15 +78,16 @@ export function wireCollaborators(o: TokenManagerOptions, h: FacadeHooks): Colla
     jitter: h.jitter,
     random,
     logger: o.logger,
-    onNewer: h.remember,
+    onNewer: remember,
   });
+  const intake = new CredentialIntake({ apps: o.apps, cache, watchers: h.watchers, schedule });
   const loaderDeps = {
     store: o.store,
     cache,
     refresher,
     clock,
     logger: o.logger,
-    remember: h.remember,
+    remember,
   };
   const load = (r: Resolved, key: CredentialKey, signal: AbortSignal) =>
     loadCredential(loaderDeps, r, key, signal);
@@ -94,7 +100,7 @@ export function wireCollaborators(o: TokenManagerOptions, h: FacadeHooks): Colla
     policy: o.policy,
     logger: o.logger,
     events: o.events,
-    remember: h.remember,
+    remember,
     load,
   });
   const follower = new StoreFollower({
@@ -105,7 +111,7 @@ export function wireCollaborators(o: TokenManagerOptions, h: FacadeHooks): Colla
     random,
     logger: o.logger,
     signal: h.signal,
-    adopt: h.adopt,
+    adopt,
   });
-  return { refresher, schedule, invalidation, follower, load };
+  return { intake, refresher, schedule, invalidation, follower, load };
 }

@@ -2,24 +2,24 @@ import {
   type CredentialKey,
   type CredentialKind,
   keyId,
-  parseKeyId,
   type StoredCredential,
 } from "../core/credential.js";
-import type { CredentialUpdate } from "../core/ports/token-store.js";
 import { type Clock, systemClock } from "../shared/clock.js";
 import {
-  AppRemovedError,
   FailedPreconditionError,
   ShuttingDownError,
-  UnknownAppError,
   UpstreamUnavailableError,
 } from "../shared/errors.js";
 import { raceAbort } from "../shared/race-abort.js";
 import { type Collaborators, wireCollaborators } from "./collaborators.js";
 import { CredentialCache } from "./credential-cache.js";
+import type { CredentialIntake } from "./credential-intake.js";
 import type { InvalidateOptions, InvalidateResult, Invalidation } from "./invalidation.js";
+import { prefetchAccessTokens } from "./prefetch.js";
 import { type RefreshSchedule, versionJitter } from "./refresh-schedule.js";
 import type { Refresher } from "./refresher.js";
+import { ReportedExpiry } from "./reported-expiry.js";
+import { retireUnconfigured } from "./retire-unconfigured.js";
 import { RulesBook } from "./rules-book.js";
 import type { StoreFollower } from "./store-follower.js";
 import type { TokenManagerOptions } from "./token-manager-options.js";
@@ -34,19 +34,19 @@ export interface WatchEvent {
 
 /**
  * The façade of the token core: lookup, get, invalidate, watch and force over
- * collaborators with one job each (L1 cache, refresher, schedule, invalidation
- * protocol, store follower, watch hub). The store is the source of truth;
- * every write to it reaches L1, the schedule and the watchers through the
- * store's subscription. Nothing starts before `start()`.
+ * collaborators with one job each (L1 cache, intake, refresher, schedule,
+ * invalidation protocol, store follower, watch hub, reported expiry). The
+ * store is the source of truth; every write to it reaches L1, the schedule
+ * and the watchers through the store's subscription (the intake). Nothing
+ * starts before `start()`.
  */
 export class TokenManager {
   readonly #o: TokenManagerOptions;
   readonly #clock: Clock;
-  readonly #jitter: (id: string, version: number) => number;
   readonly #rules: RulesBook;
   readonly #cache = new CredentialCache();
-  /** Each credential version's planned rotation time, computed once (GetToken's hot path). */
-  readonly #rotationAt = new WeakMap<StoredCredential, number>();
+  readonly #expiry: ReportedExpiry;
+  readonly #intake: CredentialIntake;
   readonly #watchers = new WatchHub<StoredCredential>();
   readonly #lifecycle = new AbortController();
   readonly #refresher: Refresher;
@@ -57,13 +57,15 @@ export class TokenManager {
   constructor(o: TokenManagerOptions) {
     this.#o = o;
     this.#clock = o.clock ?? systemClock;
-    this.#jitter = o.jitter ?? versionJitter;
+    const jitter = o.jitter ?? versionJitter;
+    this.#expiry = new ReportedExpiry(this.#clock, jitter);
     this.#rules = new RulesBook(o.apps, o.policy);
     const parts = wireCollaborators(o, {
       clock: this.#clock,
-      jitter: this.#jitter,
+      jitter,
       rules: this.#rules,
       cache: this.#cache,
+      watchers: this.#watchers,
       signal: this.#lifecycle.signal,
       get: (key, signal) => this.#get(key, signal),
       reportStale: async (key, value, errcode, signal) => {
@@ -71,9 +73,8 @@ export class TokenManager {
           reporter: "broker (dependent fetch)",
         });
       },
-      adopt: (u) => this.#adopt(u),
-      remember: (key, c) => this.#remember(key, c),
     });
+    this.#intake = parts.intake;
     this.#refresher = parts.refresher;
     this.#schedule = parts.schedule;
     this.#invalidation = parts.invalidation;
@@ -87,15 +88,12 @@ export class TokenManager {
   start(): void {
     this.#follower.start();
     this.#schedule.start();
-    for (const app of this.#o.apps.all()) {
-      if (!app.prefetch) continue;
-      this.get(app.id, "access_token", this.#lifecycle.signal).catch((err: unknown) => {
-        this.#o.logger.warn(
-          { app: app.id, err: err instanceof Error ? err.message : String(err) },
-          "prefetch failed; will fetch on first request",
-        );
-      });
-    }
+    prefetchAccessTokens(
+      this.#o.apps,
+      (appId, kind, signal) => this.get(appId, kind, signal),
+      this.#lifecycle.signal,
+      this.#o.logger,
+    );
   }
 
   /** Stops timers and fetches; open watches end when their own signals abort. */
@@ -172,7 +170,7 @@ export class TokenManager {
     );
     if (!result.credential)
       throw new UpstreamUnavailableError(`the force refresh of app '${appId}' stored nothing`);
-    this.#remember(key, result.credential);
+    this.#intake.remember(key, result.credential);
     return result.credential;
   }
 
@@ -206,26 +204,14 @@ export class TokenManager {
     }
   }
 
-  /**
-   * After a config reload (AppRegistry.replace): ends the watches of every
-   * credential no longer configured (a removed app: AppRemovedError; a kind
-   * its app no longer offers: the error a new watch would get) and forgets
-   * the credentials held for removed apps. Their scheduled refreshes lapse
-   * on their own: the schedule releases keys that no longer resolve.
-   */
+  /** After a config reload: ends the watches and forgets the credentials no longer configured (retire-unconfigured.ts). */
   retireUnconfigured(): void {
-    this.#watchers.fail((id) => {
-      const key = parseKeyId(id);
-      if (!key) return undefined;
-      try {
-        this.#rules.resolve(key);
-        return undefined;
-      } catch (err) {
-        return err instanceof UnknownAppError ? new AppRemovedError(key.appId) : err;
-      }
+    retireUnconfigured({
+      apps: this.#o.apps,
+      rules: this.#rules,
+      cache: this.#cache,
+      watchers: this.#watchers,
     });
-    for (const { key } of this.#cache.entries())
-      if (!this.#o.apps.find(key.appId)) this.#cache.forgetAccount(key.appId);
   }
 
   /**
@@ -253,11 +239,7 @@ export class TokenManager {
     return this.#cache.entries();
   }
 
-  /**
-   * When a credential stops working as far as clients are told: for a value
-   * the broker's next fetch rotates, at most the overlap after that fetch
-   * (CredentialRules.reportedExpiresAt), never later than WeChat accepts it.
-   */
+  /** When a credential stops working as far as clients are told (reported-expiry.ts). */
   reportedExpiresAt(
     appId: string,
     kind: CredentialKind,
@@ -265,14 +247,7 @@ export class TokenManager {
     subject?: string,
   ): number {
     const key = keyOf(appId, kind, subject);
-    const { rules } = this.#rules.resolve(key);
-    if (!rules.rotatesOnEveryFetch) return credential.expiresAt;
-    let rotationAt = this.#rotationAt.get(credential);
-    if (rotationAt === undefined) {
-      rotationAt = rules.refreshAt(credential, this.#jitter(keyId(key), credential.version));
-      this.#rotationAt.set(credential, rotationAt);
-    }
-    return rules.reportedExpiresAt(credential, rotationAt, this.#clock.now());
+    return this.#expiry.of(key, this.#rules.resolve(key).rules, credential);
   }
 
   /** Every credential value of an app held here, current and previous (scrubbed from WeChat's text). */
@@ -303,23 +278,6 @@ export class TokenManager {
   /** When the next proactive refresh of a credential is due, if scheduled. */
   nextRefreshAt(appId: string, kind: CredentialKind, subject?: string): number | undefined {
     return this.#schedule.dueAt(keyOf(appId, kind, subject));
-  }
-
-  /** Feeds L1, the refresh schedule and watchers from every store write. */
-  #adopt({ key, credential }: CredentialUpdate): void {
-    this.#remember(key, credential);
-    this.#watchers.publish(keyId(key), credential);
-  }
-
-  /** Keeps the newest known version in L1 and plans its proactive refresh. */
-  #remember(key: CredentialKey, credential: StoredCredential): void {
-    // A removed app stays forgotten, though another replica (or a fetch that was running) still writes it.
-    if (!this.#o.apps.find(key.appId)) return;
-    if (this.#cache.offer(key, credential)) this.#schedule.planNew(key, credential);
-    else {
-      const known = this.#cache.get(key);
-      if (known) this.#schedule.ensurePlanned(key, known);
-    }
   }
 }
 
