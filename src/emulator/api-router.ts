@@ -3,6 +3,7 @@ import { clearQuotaRoute, clearQuotaV2Route } from "./api-clear-quota.js";
 import { apiDomainIpRoute, callbackIpRoute } from "./api-probes.js";
 import { quotaClearRoute, quotaGetRoute } from "./api-quota.js";
 import type { ApiRequest, ApiRoute } from "./api-request.js";
+import { snsAccessTokenRoute, snsAuthRoute, snsRefreshTokenRoute } from "./api-sns.js";
 import { stableTokenRoute } from "./api-stable-token.js";
 import { ticketRoute } from "./api-ticket.js";
 import { tokenRoute } from "./api-token.js";
@@ -23,6 +24,9 @@ export const API_ROUTES: ReadonlyMap<string, ApiRoute> = new Map([
   ["/cgi-bin/openapi/quota/clear", quotaClearRoute],
   ["/cgi-bin/clear_quota", clearQuotaRoute],
   ["/cgi-bin/clear_quota/v2", clearQuotaV2Route],
+  ["/sns/oauth2/access_token", snsAccessTokenRoute],
+  ["/sns/oauth2/refresh_token", snsRefreshTokenRoute],
+  ["/sns/auth", snsAuthRoute],
 ]);
 
 /**

@@ -3,7 +3,13 @@ import { EmulatorControlError } from "./control-types.js";
 import { recordLeakCandidate } from "./leak-record.js";
 import type { AppType, EmulatorApp } from "./types.js";
 
-const APP_TYPES: readonly AppType[] = ["official_account", "mini_program", "test_account"];
+const APP_TYPES: readonly AppType[] = [
+  "official_account",
+  "mini_program",
+  "test_account",
+  "website_app",
+  "mobile_app",
+];
 
 /** The emulator's mutable view of one account. */
 export interface AppState {

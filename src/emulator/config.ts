@@ -1,6 +1,18 @@
 import type { Logger } from "../shared/logger.js";
 import { silentLogger } from "../shared/logger.js";
-import type { EmulatorApp, EmulatorOptions, Limit, MeteredPath } from "./types.js";
+import type { EmulatorApp, EmulatorOptions, Limit, MeteredPath, OAuthOptions } from "./types.js";
+
+/** OAuthOptions resolved (ms). Unset TTLs fall back to the account type's default. */
+export interface OAuthConfig {
+  readonly codeTtlMs: number | undefined;
+  readonly expiredCodeErrcode: 40029 | 42003;
+  readonly refreshTokenTtlMs: number | undefined;
+  readonly accessTokenLifetimeMs: number;
+  readonly minuteLimit: Limit;
+}
+
+/** Per-minute limit of each `/sns/oauth2/*` endpoint per account (R37). */
+export const OAUTH_MINUTE_LIMIT = 50_000;
 
 /** EmulatorOptions with every default filled in (times in ms). */
 export interface EmulatorConfig {
@@ -19,6 +31,7 @@ export interface EmulatorConfig {
   readonly unknownTicketTypeErrcode: number;
   readonly random: () => number;
   readonly logger: Logger;
+  readonly oauth: OAuthConfig;
 }
 
 /** Minimum gap between two rotating `force_refresh` calls (R17). */
@@ -51,6 +64,31 @@ export function resolveConfig(options: EmulatorOptions): EmulatorConfig {
     unknownTicketTypeErrcode: options.unknownTicketTypeErrcode ?? 40097,
     random: options.random ?? Math.random,
     logger: options.logger ?? silentLogger(),
+    oauth: resolveOAuth(options.oauth ?? {}),
+  };
+}
+
+function resolveOAuth(o: OAuthOptions): OAuthConfig {
+  const seconds = (name: string, value: number | undefined): number | undefined => {
+    if (value === undefined) return undefined;
+    positive(`oauth.${name}`, value);
+    return value * 1000;
+  };
+  const expired = o.expiredCodeErrcode ?? 40029;
+  if (expired !== 40029 && expired !== 42003) {
+    throw new RangeError(`oauth.expiredCodeErrcode must be 40029 or 42003, got ${expired}`);
+  }
+  const limit = o.minuteLimit === undefined ? OAUTH_MINUTE_LIMIT : o.minuteLimit;
+  if (limit !== null && !(Number.isInteger(limit) && limit >= 0)) {
+    throw new RangeError(`oauth.minuteLimit must be an integer ≥ 0 or null, got ${limit}`);
+  }
+  return {
+    codeTtlMs: seconds("codeTtlSeconds", o.codeTtlSeconds),
+    expiredCodeErrcode: expired,
+    refreshTokenTtlMs: seconds("refreshTokenTtlSeconds", o.refreshTokenTtlSeconds),
+    accessTokenLifetimeMs:
+      seconds("accessTokenLifetimeSeconds", o.accessTokenLifetimeSeconds) ?? 7_200_000,
+    minuteLimit: limit,
   };
 }
 

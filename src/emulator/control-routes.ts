@@ -1,6 +1,7 @@
 import type { ApiRequest } from "./api-request.js";
 import type { AppPatch, EmulatorControl, FaultSpec, RiskState } from "./control-types.js";
 import { EmulatorControlError } from "./control-types.js";
+import type { OAuthSettingsPatch, OAuthTarget, OAuthUserSpec } from "./oauth-types.js";
 import { controlJson, type Reply } from "./reply.js";
 import type { EmulatorApp, MeteredPath } from "./types.js";
 
@@ -36,6 +37,13 @@ const APP = "/_emulator/apps/([^/]+)";
  * | POST | /_emulator/apps/{appid}/risk | `{state: RiskState}` → `{ok}` |
  * | POST | /_emulator/apps/{appid}/limits | `{endpoint, daily?: n \| null, minute?: n \| null}` → `{ok}` |
  * | GET | /_emulator/apps/{appid}/quota | → `QuotaSnapshot` |
+ * | POST | /_emulator/apps/{appid}/oauth/authorize | `OAuthUserSpec` → 201 `OAuthCodeInfo` |
+ * | GET | /_emulator/apps/{appid}/oauth/grants?openid=… | → `OAuthGrantInfo[]` (token values) |
+ * | POST | /_emulator/apps/{appid}/oauth/expire-refresh-token | `{openid}` or `{refreshToken}` → `{count}` |
+ * | POST | /_emulator/apps/{appid}/oauth/void-refresh-token | `{openid}` or `{refreshToken}` → `{count}` |
+ * | POST | /_emulator/apps/{appid}/oauth/password-change | `{openid}` → `{count}` |
+ * | GET | /_emulator/apps/{appid}/oauth/settings | → `OAuthSettings` |
+ * | POST | /_emulator/apps/{appid}/oauth/settings | `OAuthSettingsPatch` → `{ok}` |
  * | POST | /_emulator/faults | `FaultSpec` → 201 `{id}` |
  * | GET | /_emulator/faults | → `FaultInfo[]` |
  * | DELETE | /_emulator/faults | → `{ok}` |
@@ -69,6 +77,28 @@ const ROUTES: readonly ControlRoute[] = [
     if (b.minute !== undefined) c.setMinuteLimit(id, endpoint, b.minute as number | null);
   }),
   route("GET", `${APP}/quota`, (c, _r, [id]) => c.quota(id)),
+  route(
+    "POST",
+    `${APP}/oauth/authorize`,
+    (c, r, [id]) => c.authorizeUser(id, body(r) as unknown as OAuthUserSpec),
+    201,
+  ),
+  route("GET", `${APP}/oauth/grants`, (c, r, [id]) =>
+    c.oauthGrants(id, r.query.get("openid") ?? ""),
+  ),
+  route("POST", `${APP}/oauth/expire-refresh-token`, (c, r, [id]) => ({
+    count: c.expireRefreshToken(id, body(r) as OAuthTarget),
+  })),
+  route("POST", `${APP}/oauth/void-refresh-token`, (c, r, [id]) => ({
+    count: c.voidRefreshToken(id, body(r) as OAuthTarget),
+  })),
+  route("POST", `${APP}/oauth/password-change`, (c, r, [id]) => ({
+    count: c.changeUserPassword(id, body(r).openid as string),
+  })),
+  route("GET", `${APP}/oauth/settings`, (c, _r, [id]) => c.oauthSettings(id)),
+  route("POST", `${APP}/oauth/settings`, (c, r, [id]) =>
+    c.setOAuthSettings(id, body(r) as OAuthSettingsPatch),
+  ),
   route(
     "POST",
     "/_emulator/faults",

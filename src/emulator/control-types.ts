@@ -1,9 +1,18 @@
+import type {
+  OAuthCodeInfo,
+  OAuthGrantInfo,
+  OAuthSettings,
+  OAuthSettingsPatch,
+  OAuthTarget,
+  OAuthUserSpec,
+} from "./oauth-types.js";
 import type { AppType, EmulatorApp, Limit, MeteredPath } from "./types.js";
 
 /**
  * Which token slot a token lives in. Classic (`/cgi-bin/token`) and stable
  * (`/cgi-bin/stable_token`) slots of one appid are isolated (R11). Later
- * kinds (WeCom, OAuth, component) get their own names here.
+ * kinds (WeCom, component) get their own names here; web OAuth user tokens
+ * are kept apart, in oauth-grants.ts.
  */
 export type TokenKind = "classic" | "stable";
 
@@ -160,6 +169,24 @@ export interface EmulatorControl {
   now(): number;
   /** Moves the emulator clock forward; returns the new now. */
   advanceClock(ms: number): number;
+  /**
+   * Plays "the user authorizes `appid`": a fresh code that
+   * `/sns/oauth2/access_token` accepts once, within the code life (R33).
+   */
+  authorizeUser(appid: string, user: OAuthUserSpec): OAuthCodeInfo;
+  /** The user's grants (one per exchanged code), oldest first, with token values. */
+  oauthGrants(appid: string, openid: string): OAuthGrantInfo[];
+  /** The named refresh tokens expire now: refresh → 42002. Returns how many; 404 if none. */
+  expireRefreshToken(appid: string, target: OAuthTarget): number;
+  /** The named refresh tokens are voided now: refresh → 40030. Returns how many; 404 if none. */
+  voidRefreshToken(appid: string, target: OAuthTarget): number;
+  /**
+   * The user changed the WeChat password: every grant of `openid` dies now,
+   * refresh → 42007 and `/sns/auth` → 40001 (§12 C7). Returns how many; 404 if none.
+   */
+  changeUserPassword(appid: string, openid: string): number;
+  oauthSettings(appid: string): OAuthSettings;
+  setOAuthSettings(appid: string, patch: OAuthSettingsPatch): void;
   /**
    * Back to the start: the configured apps with their original secrets, no
    * tokens, tickets, quota use, faults or counters. The clock is not rewound.

@@ -7,6 +7,7 @@ import type {
 } from "./control-types.js";
 import { EmulatorControlError } from "./control-types.js";
 import { recordLeakCandidate } from "./leak-record.js";
+import { createOAuthControl } from "./oauth-control.js";
 import { isMeteredPath } from "./quota.js";
 import type { EmulatorState } from "./state.js";
 import { validUntil } from "./token-registry.js";
@@ -29,6 +30,7 @@ export function createControl(state: EmulatorState): EmulatorControl {
     removeApp(appid) {
       apps.remove(appid);
       state.tokens.revokeApp(appid, state.now());
+      state.oauthGrants.revokeApp(appid, state.now());
     },
     listApps: () => apps.list(),
     resetSecret(appid, newSecret) {
@@ -101,6 +103,7 @@ export function createControl(state: EmulatorState): EmulatorControl {
       }
     },
     reset: () => state.reset(),
+    ...createOAuthControl(state),
   };
 }
 

@@ -25,7 +25,7 @@ export interface Emulator {
 
 /**
  * Creates an emulator of WeChat's credential HTTP API (facts §11, R1–R27,
- * R43–R44). Nothing listens until `listen()`; `control` works before that,
+ * R33–R37, R43–R44). Nothing listens until `listen()`; `control` works before that,
  * so tests can set up accounts and faults first. Paths under `/_emulator/`
  * are the control plane (see control-routes.ts); every other path is a
  * WeChat API path (see api-router.ts).

@@ -7,16 +7,25 @@ const ERRMSG: Readonly<Record<number, string>> = {
   [-1]: "system error",
   40001: "invalid credential, access_token is invalid or not latest",
   40002: "invalid grant_type",
+  40003: "invalid openid",
   40013: "invalid appid",
   40014: "invalid access_token",
+  40029: "invalid code",
+  40030: "invalid refresh_token",
   40066: "invalid url", // unknown API path (emulator choice)
   40097: "invalid args", // unknown getticket type (emulator choice, R21)
   40125: "invalid appsecret",
+  40163: "code been used",
   40243: "AppSecret is frozen", // emulator wording
   41001: "access_token missing",
   41002: "appid missing",
+  41003: "refresh_token missing",
   41004: "appsecret missing",
+  41008: "missing oauth code",
   42001: "access_token expired",
+  42002: "refresh_token expired", // emulator wording (facts: "refresh_token 超时")
+  42003: "code expired", // emulator wording (facts: "oauth_code 超时")
+  42007: "access_token and refresh_token are invalid, the user changed the password", // emulator wording
   43001: "require GET method",
   43002: "require POST method",
   45009: "reach max api daily quota limit",

@@ -1,14 +1,16 @@
 /**
  * The project's emulator of WeChat's credential HTTP API: the upstream for
  * the broker's tests, demo mode and benchmarks. It follows the numbered rules
- * of the shared WeChat API facts (§11, R1–R27 and R43–R44).
+ * of the shared WeChat API facts (§11, R1–R27, R33–R37 and R43–R44, with
+ * the corrections C1 and C7).
  *
  * Served: GET /cgi-bin/token, POST /cgi-bin/stable_token,
  * GET /cgi-bin/ticket/getticket, GET /cgi-bin/getcallbackip,
  * GET /cgi-bin/get_api_domain_ip, POST /cgi-bin/openapi/quota/get,
  * POST /cgi-bin/openapi/quota/clear, POST /cgi-bin/clear_quota,
- * POST /cgi-bin/clear_quota/v2. Control plane under /_emulator/ (see
- * control-routes.ts for the endpoint table).
+ * POST /cgi-bin/clear_quota/v2, GET /sns/oauth2/access_token,
+ * GET /sns/oauth2/refresh_token, GET /sns/auth. Control plane under
+ * /_emulator/ (see control-routes.ts for the endpoint table).
  *
  * Emulator choices where WeChat's behaviour is undocumented (defaults; most
  * are options of `createEmulator`):
@@ -42,7 +44,31 @@
  *   GET APIs, 43002 on POST APIs. A body that is not a JSON object: 47001.
  * - errmsg ends with ` rid: <hex unix seconds>-<8 hex>-<8 hex>`.
  * - Latency and hang faults use real time; everything else reads the
- *   injected clock lazily, and nothing is scheduled on it.
+ *   injected clock lazily, and nothing is scheduled on it. *
+ * Web OAuth (R33–R37, C7), emulator choices (most are `oauth` options or
+ * per-account `setOAuthSettings`):
+ * - Codes exist only when a test plays "the user authorizes"
+ *   (`authorizeUser`). Their life: 300 s, 600 s for `website_app`. A code
+ *   past its life gets 40029 (`expiredCodeErrcode: 42003`) even if it was
+ *   used; a used live code gets 40163. A rejected call leaves it unused.
+ * - Refresh tokens live 30 days, 180 for `mobile_app`; never extended.
+ * - Each exchange starts an independent grant; a second authorization does
+ *   not end the first. A secret reset leaves grants alone; removing the
+ *   account kills them.
+ * - Check order on /sns/oauth2/*: grant_type 40002 → 41002 → 41004 (exchange)
+ *   → 40013 → 45011 → wrong secret 40125 (or 40001) → 40243 → 41008 / 41003
+ *   → the code or refresh token. No IP whitelist, account flags or risk flow.
+ * - 45011: more than 50,000 calls in a calendar minute per account and
+ *   endpoint (each API page states its own limit); every call that reaches
+ *   the check counts, failures included (C5). No daily quota; /sns/auth is
+ *   unmetered.
+ * - /sns/auth: the token's state first (40001 unknown or voided, 42001
+ *   expired), then the openid (40003, also when missing). Basic tokens are
+ *   unknown there, and user tokens are unknown to the /cgi-bin APIs.
+ * - A voided refresh token (hook) leaves its access token working; a
+ *   password change voids both (42007 on refresh, 40001 on /sns/auth).
+ * - `website_app` and `mobile_app` accounts get the official-account classic
+ *   token quota (2000 a day) if they call /cgi-bin/token.
  */
 
 export type {
@@ -65,9 +91,19 @@ export type {
 export { EmulatorControlError } from "./control-types.js";
 export { createEmulator, type Emulator } from "./emulator.js";
 export type {
+  OAuthCodeInfo,
+  OAuthGrantInfo,
+  OAuthScope,
+  OAuthSettings,
+  OAuthSettingsPatch,
+  OAuthTarget,
+  OAuthUserSpec,
+} from "./oauth-types.js";
+export type {
   AppType,
   EmulatorApp,
   EmulatorOptions,
   Limit,
   MeteredPath,
+  OAuthOptions,
 } from "./types.js";

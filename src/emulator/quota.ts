@@ -22,6 +22,9 @@ const CLASSIC_DAILY: Record<AppType, number> = {
   official_account: 2000,
   mini_program: 10000,
   test_account: 200,
+  // Website and mobile apps: unpublished; the official-account figure (emulator choice).
+  website_app: 2000,
+  mobile_app: 2000,
 };
 
 const DEFAULT_DAILY: Record<MeteredPath, Limit> = {

@@ -4,6 +4,9 @@ import { ClearAllowance } from "./clear-allowance.js";
 import { API_QUOTA_CLEARS, CLEAR_QUOTA_PER_MONTH, type EmulatorConfig } from "./config.js";
 import { CallCounters } from "./counters.js";
 import { FaultInjector } from "./faults.js";
+import { OAuthCodes } from "./oauth-codes.js";
+import { OAuthGrants } from "./oauth-grants.js";
+import { OAuthPolicy } from "./oauth-policy.js";
 import type { OffsetClock } from "./offset-clock.js";
 import { QuotaLedger } from "./quota.js";
 import { TicketStore } from "./tickets.js";
@@ -30,6 +33,10 @@ export class EmulatorState {
   readonly apiQuotaClears: ClearAllowance;
   readonly faults: FaultInjector;
   readonly counters = new CallCounters();
+  /** Web OAuth (R33–R37): codes the control API minted, grants, and their limits. */
+  readonly oauthCodes = new OAuthCodes();
+  readonly oauthGrants = new OAuthGrants();
+  readonly oauthPolicy: OAuthPolicy;
 
   constructor(config: EmulatorConfig, clock: OffsetClock) {
     this.config = config;
@@ -46,6 +53,9 @@ export class EmulatorState {
       this.calendar,
     );
     this.faults = new FaultInjector(config.random);
+    this.oauthPolicy = new OAuthPolicy(config.oauth, this.calendar, (appid) =>
+      this.apps.typeOf(appid),
+    );
     this.reset();
   }
 
@@ -64,6 +74,9 @@ export class EmulatorState {
     this.apiQuotaClears.clear();
     this.faults.clear();
     this.counters.clear();
+    this.oauthCodes.clear();
+    this.oauthGrants.clear();
+    this.oauthPolicy.clear();
     for (const app of this.config.apps) this.apps.add(app);
   }
 

@@ -21,6 +21,14 @@ export function mintTicketValue(): string {
   return randomBytes(TICKET_RANDOM_BYTES).toString("base64url");
 }
 
+/** 24 random bytes → 32 base64url characters, the length of real OAuth codes. */
+const CODE_RANDOM_BYTES = 24;
+
+/** A fresh web OAuth code (opaque base64url). */
+export function mintCodeValue(): string {
+  return randomBytes(CODE_RANDOM_BYTES).toString("base64url");
+}
+
 /** Whether `value` has the shape the emulator issues (used for 40014, R10). */
 export function looksLikeToken(value: string): boolean {
   return value.length >= 64 && value.length <= 512 && TOKEN_SHAPE.test(value);

@@ -1,8 +1,17 @@
 import type { Clock } from "../shared/clock.js";
 import type { Logger } from "../shared/logger.js";
 
-/** Account types with different default quotas (R5). */
-export type AppType = "official_account" | "mini_program" | "test_account";
+/**
+ * Account types with different defaults: classic token quota (R5), and for
+ * web OAuth the code life (600 s for `website_app`, R33) and refresh token
+ * life (180 days for `mobile_app`, R35, §12 C7).
+ */
+export type AppType =
+  | "official_account"
+  | "mini_program"
+  | "test_account"
+  | "website_app"
+  | "mobile_app";
 
 /** An account the emulator knows. */
 export interface EmulatorApp {
@@ -29,6 +38,23 @@ export type MeteredPath =
 
 /** A daily or per-minute allowance; `null` means unmetered. */
 export type Limit = number | null;
+
+/**
+ * Web OAuth defaults for every account (R33–R37). Per-account overrides are
+ * set with `setOAuthSettings`; unset values fall back to the account type.
+ */
+export interface OAuthOptions {
+  /** Life of an unused code: default 300 s, 600 s for `website_app` (R33). */
+  codeTtlSeconds?: number;
+  /** Errcode for a code past its life: 40029 (default) or legacy 42003 (R33). */
+  expiredCodeErrcode?: 40029 | 42003;
+  /** Life of a refresh token: default 30 days, 180 days for `mobile_app` (R35, C7). */
+  refreshTokenTtlSeconds?: number;
+  /** `expires_in` of user access tokens, default 7200 (R34). */
+  accessTokenLifetimeSeconds?: number;
+  /** Calls per minute per account and `/sns/oauth2/*` endpoint, default 50000 (R37). */
+  minuteLimit?: Limit;
+}
 
 export interface EmulatorOptions {
   /**
@@ -92,4 +118,6 @@ export interface EmulatorOptions {
   unknownTicketTypeErrcode?: number;
   /** Random source for fault probabilities, default `Math.random`. */
   random?: () => number;
+  /** Web OAuth (`/sns/*`) defaults (R33–R37). */
+  oauth?: OAuthOptions;
 }
