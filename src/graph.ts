@@ -2,6 +2,7 @@ import type { BrokerConfig, StoreConfig, WebhookConfig } from "./config/config.j
 import type { KindRegistry } from "./core/kind-registry.js";
 import type { RefreshLock } from "./core/ports/refresh-lock.js";
 import { createStore, type StoreBundle } from "./create-store.js";
+import { createOAuthClient } from "./credentials/wechat/oauth-client.js";
 import { createWechatClient, type WechatClient } from "./credentials/wechat/wechat-client.js";
 import {
   type BrokerObservability,
@@ -115,15 +116,16 @@ export function buildCore(settings: CoreSettings, deps: CoreDeps): BrokerCore {
     observe: observability.observeUpstream,
     ...(deps.retryDelaysMs ? { retryDelaysMs: deps.retryDelaysMs } : {}),
   });
-  const client = createWechatClient({
+  const http = {
     baseUrl: settings.upstream.baseUrl,
     timeoutMs: settings.upstream.timeoutMs,
     ...(deps.fetch ? { fetch: deps.fetch } : {}),
-  });
+  };
+  const client = createWechatClient(http);
   const apps = new AppRegistry(settings.apps, deps.kinds);
   const manager = new TokenManager({
     apps,
-    upstreams: { wechat: client },
+    upstreams: { wechat: client, oauth: createOAuthClient(http) },
     gate: guard,
     events: observability.events,
     store: stores.store,

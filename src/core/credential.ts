@@ -42,6 +42,13 @@ export interface StoredCredential {
    * stores must keep it as durably as the value.
    */
   readonly state?: string;
+  /**
+   * Until when the credential can be renewed without its subject (a user's
+   * refresh token expiry, never extended by WeChat). Stores keep the record
+   * at least this long, even after `expiresAt`: a grant must outlive its
+   * access token. Absent for credentials the broker can always re-fetch.
+   */
+  readonly renewableUntil?: number;
 }
 
 /** A credential about to be written; the store assigns its version. */

@@ -16,9 +16,12 @@ export type SubjectKind = "none" | "openid" | "authorizer_appid";
  * "retryable" transient (retry with backoff); "config" an operator must act
  * (do not hammer); "quota" stop calling for a while; "token" the credential
  * passed to the call is stale (compare-and-refresh it, retry once); "unknown"
- * not retried soon, not an outage, the caller and an alert are told.
+ * not retried soon, not an outage, the caller and an alert are told; "grant"
+ * the subject's grant is void (an authorization code or refresh token
+ * invalid, used or expired): never retried, the grant is deleted and the
+ * caller told to have the subject authorize again.
  */
-export type ErrcodeCategory = "retryable" | "config" | "quota" | "token" | "unknown";
+export type ErrcodeCategory = "retryable" | "config" | "quota" | "token" | "unknown" | "grant";
 
 /** A family's reading of its errcodes: the same number means different things per family. */
 export interface ErrcodeTable {
@@ -82,6 +85,8 @@ export interface FetchedCredential {
   readonly expiresInSeconds: number;
   /** The kind's new private state (e.g. the refresh token WeChat returned); kept as is when absent. */
   readonly state?: string;
+  /** Until when it can be renewed without its subject (StoredCredential.renewableUntil); kept when absent. */
+  readonly renewableUntil?: number;
 }
 
 /**
@@ -106,6 +111,8 @@ export interface FetchContext {
   /** The stored credential being replaced, with its private state; undefined on a first fetch. */
   readonly current: StoredCredential | undefined;
   readonly gate: UpstreamGate;
+  /** The broker's clock, epoch ms. */
+  now(): number;
   /** The account's credential values the broker knows: scrubbed from WeChat's text. */
   knownValues(): string[];
   /** The credential this kind depends on (`dependsOn`), current and servable. */

@@ -2,6 +2,7 @@ import { KindRegistry } from "../core/kind-registry.js";
 import { accessToken } from "./wechat/access-token.js";
 import { miniProgram, officialAccount } from "./wechat/accounts.js";
 import { jsapiTicket, wxCardTicket } from "./wechat/tickets.js";
+import { userAccessToken } from "./wechat/user-access-token.js";
 
 /**
  * The one list of account types and credential kinds. A new kind is a
@@ -10,7 +11,7 @@ import { jsapiTicket, wxCardTicket } from "./wechat/tickets.js";
  */
 export const KINDS = new KindRegistry(
   [officialAccount, miniProgram],
-  [accessToken, jsapiTicket, wxCardTicket],
+  [accessToken, jsapiTicket, wxCardTicket, userAccessToken],
 );
 
 /** Every kind name, in registration order. */

@@ -1,4 +1,5 @@
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError, decodeBinaryHeader } from "@connectrpc/connect";
+import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import type { StatusObject, status } from "@grpc/grpc-js";
 import { SHUTDOWN_MESSAGE } from "../shared/errors.js";
 import type { Logger } from "../shared/logger.js";
@@ -49,6 +50,12 @@ export function endingError(err: unknown, scope: CallScope): ConnectError {
 export function toGrpcStatus(err: ConnectError, trailer?: Headers): Partial<StatusObject> {
   const metadata = headersToMetadata(err.metadata);
   if (trailer) metadata.merge(headersToMetadata(trailer));
+  // Error details (a google.rpc.ErrorInfo) travel as google.rpc.Status in
+  // grpc-status-details-bin, which grpc-js leaves to the application.
+  if (err.details.length > 0) {
+    const bin = setTrailerStatus(new Headers(), err).get("grpc-status-details-bin");
+    if (bin !== null) metadata.set("grpc-status-details-bin", Buffer.from(decodeBinaryHeader(bin)));
+  }
   // Connect's Code enum uses the gRPC status numbers.
   const code: status = err.code as number;
   return { code, details: err.rawMessage, metadata };

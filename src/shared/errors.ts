@@ -30,7 +30,9 @@ export type BrokerErrorCode =
   | "BROKER_FAILED_PRECONDITION"
   | "BROKER_QUOTA_EXHAUSTED"
   | "BROKER_UPSTREAM_UNAVAILABLE"
-  | "BROKER_SHUTTING_DOWN";
+  | "BROKER_SHUTTING_DOWN"
+  | "BROKER_REAUTHORIZE"
+  | "BROKER_REAUTHORIZE_BAD_CODE";
 
 /** An error whose message is meant for the caller. */
 export abstract class BrokerError extends CodedError {
@@ -113,6 +115,30 @@ export class QuotaExhaustedError extends BrokerError {
 /** WeChat cannot be reached or keeps failing, and no valid credential is cached. */
 export class UpstreamUnavailableError extends BrokerError {
   readonly code = "BROKER_UPSTREAM_UNAVAILABLE";
+}
+
+/** The reason of the google.rpc.ErrorInfo a {@link ReauthorizeError} carries. */
+export const REAUTHORIZE_REASON = "REAUTHORIZE";
+
+/**
+ * A user's (or tenant's) grant is void or missing: the code was invalid,
+ * used or expired, the refresh token was invalid or expired, the user
+ * changed their password, or the broker holds no grant. Only the subject can
+ * fix it, by authorizing again; callers recognise it by the ErrorInfo reason
+ * REAUTHORIZE, without parsing the message.
+ */
+export class ReauthorizeError extends BrokerError {
+  readonly code: "BROKER_REAUTHORIZE" | "BROKER_REAUTHORIZE_BAD_CODE";
+  constructor(
+    message: string,
+    /** Put into ErrorInfo.metadata: app_id, openid, errcode (never a code or token). */
+    readonly details: Readonly<Record<string, string>>,
+    /** An authorization code WeChat does not know (40029): the request itself was bad. */
+    badCode = false,
+  ) {
+    super(message);
+    this.code = badCode ? "BROKER_REAUTHORIZE_BAD_CODE" : "BROKER_REAUTHORIZE";
+  }
 }
 
 /** What a client sees when the broker drains: UNAVAILABLE, "retry elsewhere". */

@@ -1,5 +1,15 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import { BrokerError, type BrokerErrorCode, StoreUnavailableError } from "./errors.js";
+import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
+import {
+  BrokerError,
+  type BrokerErrorCode,
+  REAUTHORIZE_REASON,
+  ReauthorizeError,
+  StoreUnavailableError,
+} from "./errors.js";
+
+/** ErrorInfo.domain of the broker's machine-readable error reasons. */
+export const ERROR_DOMAIN = "tokenbroker.v1";
 
 /** Each caller-facing error's gRPC status (Connect's codes are the gRPC numbers). */
 const STATUS: Readonly<Record<BrokerErrorCode, Code>> = {
@@ -13,6 +23,8 @@ const STATUS: Readonly<Record<BrokerErrorCode, Code>> = {
   // gRPC's code for an error from an error space this one does not know.
   BROKER_UPSTREAM_REJECTED: Code.Unknown,
   BROKER_SHUTTING_DOWN: Code.Unavailable,
+  BROKER_REAUTHORIZE: Code.FailedPrecondition,
+  BROKER_REAUTHORIZE_BAD_CODE: Code.InvalidArgument,
 };
 
 /** Redis down and nothing held that could answer: a known condition, not a bug. */
@@ -33,6 +45,16 @@ export const INTERNAL_MESSAGE = "internal error";
  */
 export function toConnectError(err: unknown): ConnectError {
   if (err instanceof ConnectError) return err;
+  if (err instanceof ReauthorizeError) {
+    const info = { reason: REAUTHORIZE_REASON, domain: ERROR_DOMAIN, metadata: err.details };
+    return new ConnectError(
+      err.message,
+      STATUS[err.code],
+      undefined,
+      [{ desc: ErrorInfoSchema, value: info }],
+      err,
+    );
+  }
   if (err instanceof BrokerError)
     return new ConnectError(err.message, STATUS[err.code], undefined, undefined, err);
   if (err instanceof StoreUnavailableError)

@@ -49,11 +49,16 @@ export function wireCollaborators(o: TokenManagerOptions, h: FacadeHooks): Colla
   // Bound late: the intake needs the schedule, which needs the intake's `remember`.
   const adopt = (u: CredentialUpdate) => intake.adopt(u);
   const remember = (key: CredentialKey, c: StoredCredential) => intake.remember(key, c);
-  const fetcher = new KindFetcher(o.upstreams, o.gate, {
-    get: h.get,
-    reportStale: h.reportStale,
-    knownValues: (appId) => cache.knownValues(appId),
-  });
+  const fetcher = new KindFetcher(
+    o.upstreams,
+    o.gate,
+    {
+      get: h.get,
+      reportStale: h.reportStale,
+      knownValues: (appId) => cache.knownValues(appId),
+    },
+    () => clock.now(),
+  );
   const refresher = new Refresher({
     store: o.store,
     fetcher,

@@ -37,6 +37,7 @@ export class KindFetcher {
     private readonly upstreams: UpstreamClients,
     private readonly gate: UpstreamGate,
     private readonly parents: ParentAccess,
+    private readonly now: () => number,
   ) {}
 
   fetch(r: FetchRequest): Promise<FetchedCredential> {
@@ -53,6 +54,7 @@ export class KindFetcher {
       purpose: r.purpose,
       current: r.current,
       gate: this.gate,
+      now: () => this.now(),
       upstreams: this.upstreams,
       knownValues: () => this.parents.knownValues(r.key.appId),
       parent: (signal) =>

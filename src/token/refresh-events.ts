@@ -57,7 +57,8 @@ export type RefreshReason =
   | "scheduled"
   | "invalidate"
   | "ticket-dependency"
-  | "force";
+  | "force"
+  | "grant";
 
 /**
  * Our current value of a rotating kind was rejected as superseded (for an

@@ -1,4 +1,5 @@
 import type { CredentialKey, StoredCredential } from "../core/credential.js";
+import type { FetchedCredential } from "../core/kind.js";
 import type { Clock } from "../shared/clock.js";
 import type { RefreshReason } from "./refresh-events.js";
 import type { CredentialRules } from "./refresh-policy.js";
@@ -18,6 +19,12 @@ export interface RefreshRequest {
   readonly ignoreFailureHold?: boolean;
   /** An operator's leak response: stable_token with force_refresh, never joined with another run. */
   readonly force?: boolean;
+  /**
+   * A credential obtained outside the kind's fetch (a user's grant from a
+   * code exchange): stored under the lock as the next value, WeChat is not
+   * called again.
+   */
+  readonly supplied?: FetchedCredential;
 }
 
 export interface RefreshOutcome {

@@ -69,15 +69,18 @@ export class RefreshWriter {
     const log = logger.child({ app: r.key.appId, kind: r.key.kind, reason: r.reason });
     let fetched: FetchedCredential;
     try {
-      fetched = await this.d.fetcher.fetch({
-        rules: r.rules,
-        key: r.key,
-        current,
-        signal: AbortSignal.any([this.d.signal, lease.signal]),
-        retries: r.reason !== "scheduled",
-        force: r.force === true,
-        purpose: r.reason === "invalidate" ? "report" : "any",
-      });
+      // A grant obtained outside the kind's fetch (a code exchange) is stored as is.
+      fetched =
+        r.supplied ??
+        (await this.d.fetcher.fetch({
+          rules: r.rules,
+          key: r.key,
+          current,
+          signal: AbortSignal.any([this.d.signal, lease.signal]),
+          retries: r.reason !== "scheduled",
+          force: r.force === true,
+          purpose: r.reason === "invalidate" ? "report" : "any",
+        }));
       // A lost lease means another replica may be refreshing: do not write.
       if (lease.signal.aborted) throw lease.signal.reason;
     } catch (err) {
@@ -186,11 +189,13 @@ function nextRecord(
       : undefined;
   // A kind's state (a refresh token) is kept unless its fetch returned a new one.
   const state = fetched.state ?? current?.state;
+  const renewableUntil = fetched.renewableUntil ?? current?.renewableUntil;
   return {
     value: fetched.value,
     fetchedAt: startedAt,
     expiresAt,
     ...(previousValidUntil === undefined ? {} : { previousValidUntil }),
     ...(state === undefined ? {} : { state }),
+    ...(renewableUntil === undefined ? {} : { renewableUntil }),
   };
 }

@@ -3,6 +3,7 @@ import { UpstreamError } from "../core/upstream-error.js";
 import {
   BrokerError,
   QuotaExhaustedError,
+  ReauthorizeError,
   UpstreamConfigError,
   UpstreamRejectedError,
   UpstreamUnavailableError,
@@ -35,6 +36,8 @@ export function toBrokerError(err: unknown, key: CredentialKey): BrokerError {
               : "it resets at 00:00 China time, or an operator can clear it"),
           err.errcode ?? 0,
         );
+      case "grant":
+        return reauthorize(key, err);
       case "unknown":
         return new UpstreamRejectedError(
           `${source} answered errcode ${err.errcode}, which this broker does not know ` +
@@ -54,4 +57,27 @@ export function toBrokerError(err: unknown, key: CredentialKey): BrokerError {
     `could not get the ${what}: ${err instanceof Error ? err.name : "unknown error"}; retry with backoff`,
     { cause: err },
   );
+}
+
+/**
+ * WeChat voided the subject's grant (on a refresh: 40030 invalid, 42002
+ * expired, 42007 password changed). Only the subject can fix it.
+ */
+function reauthorize(key: CredentialKey, err: UpstreamError): ReauthorizeError {
+  const who = key.subject === undefined ? "the grant" : `the grant of '${key.subject}'`;
+  return new ReauthorizeError(
+    `WeChat no longer honours ${who} for app '${key.appId}' (errcode ${err.errcode}: ${err.remedy ?? err.detail}); ` +
+      "the broker deleted it: send the user through WeChat's authorization again",
+    grantDetails(key, err.errcode),
+  );
+}
+
+/** ErrorInfo.metadata of a void grant: identifiers only, never a token or code. */
+export function grantDetails(key: CredentialKey, errcode?: number): Record<string, string> {
+  return {
+    app_id: key.appId,
+    kind: key.kind,
+    ...(key.subject === undefined ? {} : { subject: key.subject }),
+    ...(errcode === undefined ? {} : { errcode: String(errcode) }),
+  };
 }

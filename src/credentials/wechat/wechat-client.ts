@@ -1,13 +1,12 @@
-import { UpstreamError } from "../../core/upstream-error.js";
-import { type ScrubValues, scrubErrmsg } from "../../shared/scrub-errmsg.js";
+import type { ScrubValues } from "../../shared/scrub-errmsg.js";
 import { wechatErrcodes } from "./errcodes.js";
+import {
+  createWechatHttp,
+  type FetchedCredential,
+  type WechatClientOptions,
+} from "./wechat-http.js";
 
-/** A credential as WeChat returned it. */
-export interface FetchedCredential {
-  value: string;
-  /** Lifetime WeChat reported, in seconds (stable_token reports what is left). */
-  expiresInSeconds: number;
-}
+export type { FetchedCredential, WechatClientOptions };
 
 export interface AppCredentials {
   appid: string;
@@ -50,96 +49,8 @@ export interface WechatClient {
   ): Promise<FetchedCredential>;
 }
 
-export interface WechatClientOptions {
-  /** e.g. https://api.weixin.qq.com, or the emulator's URL. */
-  baseUrl: string;
-  /** Per-request timeout. */
-  timeoutMs: number;
-  /** The HTTP client; injectable for tests. Defaults to the global fetch. */
-  fetch?: typeof fetch;
-}
-
 export function createWechatClient(options: WechatClientOptions): WechatClient {
-  const base = options.baseUrl.replace(/\/+$/, "");
-  const doFetch = options.fetch ?? fetch;
-
-  /** `scrub`: the values WeChat's errmsg must not carry into the broker. */
-  async function call(
-    endpoint: string,
-    init: RequestInit & { query: Record<string, string> },
-    signal: AbortSignal | undefined,
-    scrub: ScrubValues,
-  ) {
-    const url = new URL(base + endpoint);
-    for (const [k, v] of Object.entries(init.query)) url.searchParams.set(k, v);
-    const timeout = AbortSignal.timeout(options.timeoutMs);
-    const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
-    let response: Response;
-    let text: string;
-    try {
-      response = await doFetch(url, {
-        method: init.method,
-        headers: init.headers,
-        body: init.body,
-        signal: combined,
-      });
-      text = await response.text();
-    } catch (err) {
-      if (signal?.aborted) throw signal.reason;
-      // The cause may hold the URL (with the secret); keep only its code.
-      throw new UpstreamError(
-        endpoint,
-        timeout.aborted
-          ? { kind: "timeout", afterMs: options.timeoutMs }
-          : { kind: "network", ...networkCodeOf(err) },
-      );
-    }
-    if (response.status !== 200) {
-      throw new UpstreamError(endpoint, { kind: "http", status: response.status });
-    }
-    let body: unknown;
-    try {
-      body = JSON.parse(text);
-    } catch {
-      throw new UpstreamError(endpoint, { kind: "malformed", problem: "is not JSON" });
-    }
-    if (typeof body !== "object" || body === null)
-      throw new UpstreamError(endpoint, { kind: "malformed", problem: "is not a JSON object" });
-    const record = body as Record<string, unknown>;
-    const errcode = record.errcode;
-    if (typeof errcode === "number" && errcode !== 0) {
-      // The one place WeChat's text enters the broker: scrubbed here.
-      const errmsg = typeof record.errmsg === "string" ? scrubErrmsg(record.errmsg, scrub) : "";
-      throw new UpstreamError(
-        endpoint,
-        { kind: "errcode", errcode, errmsg },
-        {
-          category: wechatErrcodes.classify(errcode, endpoint),
-          remedy: wechatErrcodes.remedy(errcode, endpoint),
-        },
-      );
-    }
-    return record;
-  }
-
-  function credential(
-    endpoint: string,
-    record: Record<string, unknown>,
-    field: string,
-  ): FetchedCredential {
-    const value = record[field];
-    const expiresIn = record.expires_in;
-    if (typeof value !== "string" || value.length === 0) {
-      throw new UpstreamError(endpoint, { kind: "malformed", problem: `has no ${field}` });
-    }
-    if (typeof expiresIn !== "number" || !Number.isFinite(expiresIn) || expiresIn <= 0) {
-      throw new UpstreamError(endpoint, {
-        kind: "malformed",
-        problem: "has no positive expires_in",
-      });
-    }
-    return { value, expiresInSeconds: expiresIn };
-  }
+  const { call, credential } = createWechatHttp(options, wechatErrcodes);
 
   async function stable(app: AppCredentials, force: boolean, signal?: AbortSignal) {
     const endpoint = "/cgi-bin/stable_token";
@@ -209,9 +120,4 @@ export function createWechatClient(options: WechatClientOptions): WechatClient {
 
 function scrubOf(app: AppCredentials): ScrubValues {
   return { secrets: [app.secret], credentials: app.known ?? [] };
-}
-
-function networkCodeOf(err: unknown): { code?: string } {
-  const cause = err instanceof Error ? (err.cause as { code?: unknown } | undefined) : undefined;
-  return typeof cause?.code === "string" ? { code: cause.code } : {};
 }
