@@ -7,11 +7,12 @@ import { type SentinelSetup, startSentinelSetup } from "../../helpers/redis-topo
 import { freshKeys, openStore, until } from "./helpers.js";
 
 const key = { appId: "wx-sentinel", kind: "access_token" } as const;
-const next = (value: string): NewCredential => ({
-  value,
-  fetchedAt: Date.now(),
-  expiresAt: Date.now() + 7_200_000,
-});
+// One reading of the clock: two could straddle a millisecond, and a record
+// living 7_200_001 ms is over what WeChat issues (the store refuses it).
+const next = (value: string): NewCredential => {
+  const now = Date.now();
+  return { value, fetchedAt: now, expiresAt: now + 7_200_000 };
+};
 
 describe("RedisTokenStore through Sentinel (master, replica, three sentinels)", () => {
   let setup: SentinelSetup;
