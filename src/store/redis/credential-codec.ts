@@ -22,7 +22,9 @@ import { isSealedValue, type ValueCipher, ValueDecryptionError } from "./value-c
  * switch (`acceptPlaintextUntil`) is still open.
  *
  * Whatever the cipher, a record claiming more than WeChat can issue is
- * refused: a life over MAX_LIFETIME_MS after its fetch, or a fetch in the future.
+ * refused: a life over MAX_LIFETIME_MS after its fetch, or a fetch in the
+ * future. Such a record is not written either (RangeError): every reader
+ * would refuse and delete it right after.
  */
 
 /** The longest `expires_in` WeChat gives a token or ticket (facts §1, §3). */
@@ -69,8 +71,10 @@ export interface EncodedCredential {
 
 export function encodeCredential(
   next: StoredCredential,
-  sealing: Pick<ValueSealing, "id" | "cipher">,
+  sealing: Pick<ValueSealing, "id" | "cipher" | "now">,
 ): EncodedCredential {
+  const refused = refusal(next, sealing);
+  if (refused) throw new RangeError(`${refused.message}; not written`);
   const encoded = {
     version: encodeInteger(next.version, "version"),
     fetchedAt: encodeInteger(next.fetchedAt, "fetchedAt"),
@@ -168,16 +172,27 @@ export function decodeFields(
 
 /** Refuses what WeChat cannot have issued; a forged record could otherwise live for ever. */
 function checkIssuable(c: StoredCredential, sealing: ValueSealing): void {
-  if (c.expiresAt - c.fetchedAt > MAX_LIFETIME_MS)
-    throw new RefusedCredentialError(
-      `credential ${sealing.id} claims to live ${Math.round((c.expiresAt - c.fetchedAt) / 1000)} s after its fetch; WeChat issues at most ${MAX_LIFETIME_MS / 1000} s`,
+  const refused = refusal(c, sealing);
+  if (refused) throw refused;
+}
+
+/** Why a record is more than WeChat issues, if it is; in ms, as 1 ms over is over. */
+function refusal(
+  c: Pick<StoredCredential, "fetchedAt" | "expiresAt">,
+  { id, now }: Pick<ValueSealing, "id" | "now">,
+): RefusedCredentialError | undefined {
+  const life = c.expiresAt - c.fetchedAt;
+  if (life > MAX_LIFETIME_MS)
+    return new RefusedCredentialError(
+      `credential ${id} claims to live ${life} ms after its fetch; WeChat issues at most ${MAX_LIFETIME_MS} ms`,
       "lifetime",
     );
-  if (c.fetchedAt > sealing.now + MAX_CLOCK_SKEW_MS)
-    throw new RefusedCredentialError(
-      `credential ${sealing.id} claims a fetch ${Math.round((c.fetchedAt - sealing.now) / 1000)} s in the future`,
+  if (c.fetchedAt > now + MAX_CLOCK_SKEW_MS)
+    return new RefusedCredentialError(
+      `credential ${id} claims a fetch ${c.fetchedAt - now} ms in the future (more than the ${MAX_CLOCK_SKEW_MS} ms of clock skew allowed)`,
       "future",
     );
+  return undefined;
 }
 
 /** A stored field (`value` or `state`) in the clear, checked against the sealing rules. */

@@ -122,9 +122,11 @@ export class RedisTokenStore implements TokenStore {
     if (!Number.isSafeInteger(fence) || fence < 0)
       throw new RangeError("fence must be a non-negative integer");
     const version = Math.max(expectedVersion + 1, minVersion);
+    // Outside #command: a record no reader would accept is the caller's RangeError, not Redis's.
+    const target = this.#writeTarget(key, { ...next, version });
     const reply = await this.#command("write", () =>
       this.#scripts.casCredential(this.#keys.credential(key), {
-        ...this.#writeTarget(key, { ...next, version }),
+        ...target,
         expectedVersion,
         fence,
       }),
@@ -139,9 +141,10 @@ export class RedisTokenStore implements TokenStore {
       const stored = await this.get(key);
       const { put } = planRestore(stored, known);
       if (!put) return { written: false, reason: "version", current: stored };
+      const target = this.#writeTarget(key, put);
       const reply = await this.#command("write", () =>
         this.#scripts.restoreCredential(this.#keys.credential(key), {
-          ...this.#writeTarget(key, put),
+          ...target,
           expectedVersion: stored?.version ?? 0,
         }),
       );

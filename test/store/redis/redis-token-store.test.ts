@@ -106,6 +106,29 @@ describe("RedisTokenStore on one redis-server", () => {
     expect((await b.get(key))?.value).toBe("from-2");
   });
 
+  it("refuses before Redis a record no reader would accept (1 ms over 7200 s, a fetch past the skew)", async () => {
+    const keys = freshKeys();
+    const log = captureLogger();
+    const writer = await replica(keys, log.logger);
+    const reader = await replica(keys, log.logger);
+    const heard: number[] = [];
+    reader.subscribe((u) => heard.push(u.credential.version));
+    const now = Date.now();
+    const long = next("too-long", { fetchedAt: now, expiresAt: now + 2 * HOUR + 1 });
+    await expect(writer.compareAndSet(key, 0, 1, long)).rejects.toThrow(
+      /^credential wx-app-1\/access_token claims to live 7200001 ms .*; not written$/,
+    );
+    await expect(writer.restore(key, { ...long, version: 1 })).rejects.toThrow(RangeError);
+    const ahead = next("ahead", { fetchedAt: now + 61_000, expiresAt: now + 61_000 + HOUR });
+    await expect(writer.compareAndSet(key, 0, 1, ahead)).rejects.toThrow(/in the future/);
+    // Nothing was written, announced, refused on reading, or deleted.
+    expect(await reader.get(key)).toBeUndefined();
+    await writer.compareAndSet(key, 0, 1, next("fine"));
+    await until(() => heard.length > 0, "the valid write");
+    expect(heard).toEqual([1]);
+    expect(log.text()).not.toContain("refused a stored credential");
+  });
+
   it("keeps the same contract when the script is called directly", async () => {
     const keys = freshKeys();
     const client = admin();
@@ -217,9 +240,13 @@ describe("RedisTokenStore on one redis-server", () => {
       throw new Error("resync listener bug");
     });
     store.subscribe((u) => heard.push(u.credential.version));
+    // One delivery at a time: a hint heard after the next write re-reads that write,
+    // so two quick writes may be delivered as the second only.
     await store.compareAndSet(key, 0, 1, next("SECRET-value-1"));
+    await until(() => heard.length === 1, "the first update");
     await store.compareAndSet(key, 1, 1, next("SECRET-value-2"));
-    await until(() => heard.length === 2, "both updates");
+    await until(() => heard.length === 2, "the second update");
+    expect(heard).toEqual([1, 2]);
     expect(log.messages()).toContain("token store subscriber threw");
     expect(log.text()).not.toContain("SECRET-value");
   });
