@@ -158,7 +158,11 @@ describe("three replicas sharing Redis through Sentinel", () => {
     const [a, b, c] = [replica(h, 0), replica(h, 1), replica(h, 2)];
     const { seen, done } = watchVersions(b, 3);
     await eventually(() => seen.length === 1, "the first version on B");
-    expect(await masterNode.call("WAIT", "1", "5000")).toBe(1); // version 1 reached the replica
+    // Version 1 reached the replica: WAIT counts acks of this connection's own writes (on a
+    // connection that wrote nothing it answers at once), so write a marker after version 1
+    // and wait for it; the replication stream is ordered, so version 1 was applied first.
+    await masterNode.set("replication-marker", String(Date.now()));
+    expect(await masterNode.call("WAIT", "1", "5000")).toBe(1);
     await replicaNode.config("SET", "masterauth", "not-the-password");
     await replicaNode.call("CLIENT", "KILL", "TYPE", "master");
 
