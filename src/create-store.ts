@@ -1,5 +1,6 @@
 import type { StoreConfig } from "./config/config.js";
 import type { DueQueue } from "./core/ports/due-queue.js";
+import type { ExchangeLedger } from "./core/ports/exchange-ledger.js";
 import type { RefreshLock } from "./core/ports/refresh-lock.js";
 import type { TokenStore } from "./core/ports/token-store.js";
 import {
@@ -12,11 +13,13 @@ import type { Clock } from "./shared/clock.js";
 import type { Logger } from "./shared/logger.js";
 import type { Secret } from "./shared/secret.js";
 import { LocalDueQueue } from "./store/memory/local-due-queue.js";
+import { LocalExchangeLedger } from "./store/memory/local-exchange-ledger.js";
 import { LocalRefreshLock } from "./store/memory/local-refresh-lock.js";
 import { MemoryTokenStore } from "./store/memory-store.js";
 import { connectRedis, parseRedisUrl } from "./store/redis/connection.js";
 import { RedisKeys } from "./store/redis/keys.js";
 import { RedisDueQueue } from "./store/redis/redis-due-queue.js";
+import { RedisExchangeLedger } from "./store/redis/redis-exchange-ledger.js";
 import { RedisRefreshLock } from "./store/redis/redis-refresh-lock.js";
 import { RedisTokenStore } from "./store/redis/redis-token-store.js";
 import { parseEncryptionKeys, ValueCipher } from "./store/redis/value-cipher.js";
@@ -30,6 +33,8 @@ export interface StoreBundle {
   readonly lockWaitMs?: number;
   /** Daily upstream budgets, shared by all replicas when the store is. */
   readonly ledger: QuotaLedger;
+  /** Users' OAuth code exchanges, claimed once across all replicas when the store is shared. */
+  readonly exchangeLedger: ExchangeLedger;
   /** Resolves once the store hears its own writes (the Redis subscription is confirmed). */
   ready(): Promise<void>;
   close(): Promise<void>;
@@ -63,6 +68,7 @@ export function createStore(
       lock: new LocalRefreshLock(),
       dueQueue: new LocalDueQueue(deps.clock),
       ledger,
+      exchangeLedger: new LocalExchangeLedger(deps.clock),
       ready: async () => {},
       async close() {
         await ledger.close();
@@ -127,11 +133,22 @@ export function createStore(
     logger,
     pollMs: config.schedulePollMs,
   });
+  // Outcomes hold users' access tokens: sealed like credential values.
+  const exchangeLedger = new RedisExchangeLedger({
+    client,
+    keys,
+    cipher,
+    clock: deps.clock,
+    ...(cipher && deps.acceptPlaintextUntil !== undefined
+      ? { acceptPlaintextUntil: deps.acceptPlaintextUntil }
+      : {}),
+  });
   return {
     store,
     lock,
     dueQueue,
     ledger,
+    exchangeLedger,
     // How long callers wait, in all, for a live holder's write (two leases and
     // slack; the old three-round limit). A dead holder costs only what is left
     // of its lease: waiters try the lock again as soon as it can have expired.

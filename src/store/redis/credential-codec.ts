@@ -9,8 +9,10 @@ import { isSealedValue, type ValueCipher, ValueDecryptionError } from "./value-c
 /**
  * How a credential is laid out in Redis: one hash per credential whose fields
  * are decimal strings (`version`, `fence`, `fetchedAt`, `expiresAt`,
- * `previousValidUntil`) plus `value` and, for kinds that keep one, `state`
- * (e.g. a refresh token). The pub/sub message of a write names only the
+ * `previousValidUntil`, `renewableUntil`) plus `value` and, for kinds that
+ * keep one, `state` (e.g. a refresh token). A deleted credential leaves a
+ * tombstone: the same hash holding only `version` (the deleted one), `fence`
+ * and `deleted`, which reads as nothing. The pub/sub message of a write names only the
  * credential and its version: it is a hint to re-read the hash, never a
  * source of values or state (see RedisTokenStore).
  *
@@ -67,6 +69,8 @@ export interface EncodedCredential {
   readonly previousValidUntil: string;
   /** The kind's state, sealed like `value`; "" when there is none (the field is removed). */
   readonly state: string;
+  /** "" when the credential has none (the script then removes the field). */
+  readonly renewableUntil: string;
 }
 
 export function encodeCredential(
@@ -83,6 +87,8 @@ export function encodeCredential(
       next.previousValidUntil === undefined
         ? ""
         : encodeInteger(next.previousValidUntil, "previousValidUntil"),
+    renewableUntil:
+      next.renewableUntil === undefined ? "" : encodeInteger(next.renewableUntil, "renewableUntil"),
   };
   const { cipher, id } = sealing;
   const binding = bindingOf(encoded);
@@ -99,9 +105,14 @@ export function encodeCredential(
   };
 }
 
-/** The record's fields a sealed value is bound to (part of its AAD), as stored. */
+/**
+ * The record's fields a sealed value is bound to (part of its AAD), as stored.
+ * renewableUntil is named only when present, so records without one keep the
+ * binding earlier releases sealed them with.
+ */
 function bindingOf(f: Omit<EncodedCredential, "value" | "state">): string {
-  return `version=${f.version};fetchedAt=${f.fetchedAt};expiresAt=${f.expiresAt};previousValidUntil=${f.previousValidUntil}`;
+  const renewable = f.renewableUntil === "" ? "" : `;renewableUntil=${f.renewableUntil}`;
+  return `version=${f.version};fetchedAt=${f.fetchedAt};expiresAt=${f.expiresAt};previousValidUntil=${f.previousValidUntil}${renewable}`;
 }
 
 /**
@@ -139,10 +150,11 @@ export function decodeFields(
   fields: Readonly<Record<string, string>>,
   sealing: ValueSealing,
 ): StoredCredential | undefined {
-  if (Object.keys(fields).length === 0) return undefined;
+  if (Object.keys(fields).length === 0 || tombstoneVersion(fields) !== undefined) return undefined;
   const value = fields.value;
   if (value === undefined) throw new Error("stored credential has no value field");
   const previous = fields.previousValidUntil;
+  const renewable = fields.renewableUntil;
   const credential: StoredCredential = {
     value,
     version: decodeNumber(fields, "version"),
@@ -151,6 +163,9 @@ export function decodeFields(
     ...(previous === undefined || previous === ""
       ? {}
       : { previousValidUntil: decodeNumber(fields, "previousValidUntil") }),
+    ...(renewable === undefined || renewable === ""
+      ? {}
+      : { renewableUntil: decodeNumber(fields, "renewableUntil") }),
   };
   checkIssuable(credential, sealing);
   const binding = bindingOf({
@@ -159,6 +174,8 @@ export function decodeFields(
     expiresAt: String(credential.expiresAt),
     previousValidUntil:
       credential.previousValidUntil === undefined ? "" : String(credential.previousValidUntil),
+    renewableUntil:
+      credential.renewableUntil === undefined ? "" : String(credential.renewableUntil),
   });
   const state = fields.state;
   return {
@@ -168,6 +185,16 @@ export function decodeFields(
       ? {}
       : { state: open(state, "state", stateBinding(binding), sealing) }),
   };
+}
+
+/**
+ * The deleted version a tombstone keeps (delete-credential-1.lua), or
+ * undefined when the hash is not one. A credential written over it is
+ * numbered above that version, and no replica may restore one at or below it.
+ */
+export function tombstoneVersion(fields: Readonly<Record<string, string>>): number | undefined {
+  if (fields.deleted === undefined) return undefined;
+  return decodeNumber(fields, "version");
 }
 
 /** Refuses what WeChat cannot have issued; a forged record could otherwise live for ever. */

@@ -4,11 +4,19 @@ import type { Logger } from "../../shared/logger.js";
 import { decodeUpdateHint } from "./credential-codec.js";
 import { ValueDecryptionError } from "./value-cipher.js";
 
+/** What a re-read found: a credential, a tombstone (deleted at `version`), or nothing. */
+export type Reread =
+  | { readonly state: "stored"; readonly credential: StoredCredential }
+  | { readonly state: "deleted"; readonly version: number }
+  | { readonly state: "absent" };
+
 export interface HintRereaderOptions {
   /** Reads a credential from the store (the hash), decoded and opened. */
-  read(key: CredentialKey): Promise<StoredCredential | undefined>;
+  read(key: CredentialKey): Promise<Reread>;
   /** Hands a credential as re-read to the store's listeners. */
   deliver(update: CredentialUpdate): void;
+  /** Tells the store's delete listeners of a credential the re-read found deleted. */
+  deliverDelete(key: CredentialKey): void;
   /** True once the store is closing: nothing more is read. */
   closed(): boolean;
   readonly logger: Logger;
@@ -20,14 +28,15 @@ export interface HintRereaderOptions {
  * message, so whoever can PUBLISH cannot hand a replica a value. Re-reads of
  * one credential run one at a time (a hint during a read causes one more
  * read), so listeners see its versions in store order, and a record already
- * delivered is not delivered again.
+ * delivered is not delivered again. A deletion is told only when the re-read
+ * finds the tombstone, once per deleted version: a forged hint costs a read.
  */
 export class HintRereader {
   /** Credentials being re-read after a hint, and those hinted again meanwhile. */
   readonly #rereading = new Set<string>();
   readonly #hintedAgain = new Set<string>();
-  /** The last record re-read and delivered per credential. */
-  readonly #delivered = new Map<string, StoredCredential>();
+  /** The last record (or tombstone) re-read and delivered per credential. */
+  readonly #delivered = new Map<string, StoredCredential | { readonly deleted: number }>();
 
   constructor(private readonly o: HintRereaderOptions) {}
 
@@ -58,17 +67,27 @@ export class HintRereader {
       do {
         this.#hintedAgain.delete(id);
         if (this.o.closed()) return;
-        let credential: StoredCredential | undefined;
+        let found: Reread;
         try {
-          credential = await this.o.read(key);
+          found = await this.o.read(key);
         } catch (err) {
           this.#logReadFailure(key, err);
           continue;
         }
         const last = this.#delivered.get(id);
+        if (found.state === "deleted") {
+          if (last && "deleted" in last && last.deleted === found.version) continue;
+          this.#delivered.set(id, { deleted: found.version });
+          this.o.deliverDelete(key);
+          continue;
+        }
+        if (found.state === "absent") continue;
+        const { credential } = found;
         if (
-          !credential ||
-          (last?.version === credential.version && last.value === credential.value)
+          last &&
+          "value" in last &&
+          last.version === credential.version &&
+          last.value === credential.value
         )
           continue;
         this.#delivered.set(id, credential);

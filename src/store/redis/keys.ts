@@ -1,4 +1,4 @@
-import { type CredentialKey, keyId } from "../../core/credential.js";
+import { type CredentialKey, keyId, parseKeyId } from "../../core/credential.js";
 
 /**
  * Every Redis key and channel the broker uses, under one configurable prefix.
@@ -13,9 +13,39 @@ import { type CredentialKey, keyId } from "../../core/credential.js";
 export class RedisKeys {
   constructor(readonly prefix: string) {}
 
-  /** Hash: value, version, fence, fetchedAt, expiresAt, previousValidUntil, state. */
+  /**
+   * Hash: value, version, fence, fetchedAt, expiresAt, previousValidUntil,
+   * state, renewableUntil; or a tombstone (version, fence, deleted).
+   */
   credential(key: CredentialKey): string {
     return `${this.prefix}:{${keyId(key)}}:cred`;
+  }
+
+  /**
+   * SCAN MATCH patterns covering every credential hash of `kind` (with and
+   * without a subject). They may match a few keys of other kinds: check each
+   * with `credentialKeyOf`.
+   */
+  credentialPatterns(kind: string): string[] {
+    const prefix = escapeGlob(this.prefix);
+    const k = escapeGlob(kind);
+    return [`${prefix}:{*/${k}}:cred`, `${prefix}:{*/${k}/*}:cred`];
+  }
+
+  /** The credential a `credential(...)` key names, or undefined for any other key. */
+  credentialKeyOf(redisKey: string): CredentialKey | undefined {
+    const head = `${this.prefix}:{`;
+    const tail = "}:cred";
+    if (!redisKey.startsWith(head) || !redisKey.endsWith(tail)) return undefined;
+    return parseKeyId(redisKey.slice(head.length, redisKey.length - tail.length));
+  }
+
+  /**
+   * String: a code exchange's claim or outcome (RedisExchangeLedger). `id` is
+   * a digest of the app and the code, never the code.
+   */
+  exchange(id: string): string {
+    return `${this.prefix}:oauth-exchange:${id}`;
   }
 
   /** Counter: the last fencing token handed to a refresh-lock holder. */
@@ -42,4 +72,9 @@ export class RedisKeys {
   get updates(): string {
     return `${this.prefix}:updates`;
   }
+}
+
+/** `s` matched literally by SCAN's glob (a prefix may hold *, ?, [, ] or a backslash). */
+function escapeGlob(s: string): string {
+  return s.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
 }

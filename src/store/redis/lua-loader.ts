@@ -11,7 +11,7 @@ import type { RedisClient } from "./connection.js";
  * is the copy `npm run build` puts beside the JS (scripts/copy-lua.mjs).
  * Nothing is read before the first use of a family.
  */
-export const LUA_FAMILIES = ["credential", "schedule", "quota"] as const;
+export const LUA_FAMILIES = ["credential", "schedule", "quota", "exchange"] as const;
 export type LuaFamily = (typeof LUA_FAMILIES)[number];
 
 export interface LuaScript {

@@ -4,34 +4,38 @@ import {
   type NewCredential,
   type StoredCredential,
 } from "../../core/credential.js";
-import type { CasResult, CredentialUpdate, TokenStore } from "../../core/ports/token-store.js";
+import type {
+  CasResult,
+  CredentialUpdate,
+  StoreDurability,
+  TokenStore,
+} from "../../core/ports/token-store.js";
 import { type Clock, systemClock } from "../../shared/clock.js";
-import { StoreUnavailableError } from "../../shared/errors.js";
 import type { Logger } from "../../shared/logger.js";
 import { planRestore } from "../restore-plan.js";
 import { quitOrDisconnect, type RedisClient } from "./connection.js";
-import {
-  decodeFields,
-  encodeCredential,
-  fieldsFromList,
-  RefusedCredentialError,
-  type ValueSealing,
-} from "./credential-codec.js";
-import { HintRereader, logFields } from "./hint-rereader.js";
+import { fieldsFromList, tombstoneVersion } from "./credential-codec.js";
+import { CredentialRecords } from "./credential-records.js";
+import { scanCredentialKeys } from "./credential-scan.js";
+import { probeDurability } from "./durability-probe.js";
+import { HintRereader, type Reread } from "./hint-rereader.js";
 import type { RedisKeys } from "./keys.js";
-import { loadScripts, type TokenScripts, type WriteReply } from "./scripts.js";
+import { redisCall } from "./redis-command.js";
+import { loadScripts, type TokenScripts } from "./scripts.js";
 import { UpdateSubscriber } from "./update-subscriber.js";
-import { isSealedValue, type ValueCipher } from "./value-cipher.js";
+import type { ValueCipher } from "./value-cipher.js";
 
 /** How long Redis keeps a credential after it expires, so it can still be read for diagnosis. */
 export const DEFAULT_RETENTION_MS = 24 * 60 * 60 * 1000;
+/** A tombstone's shortest life: replicas that missed a delete have this long to hear of it. */
+const TOMBSTONE_MIN_MS = 24 * 60 * 60 * 1000;
 
 export interface RedisTokenStoreOptions {
   /** The store takes it over: `close()` quits it. */
   readonly client: RedisClient;
   readonly keys: RedisKeys;
   readonly logger: Logger;
-  /** Kept after expiry before Redis deletes a credential; default 24 h. */
+  /** Kept after expiry (or the end of its renewable window) before Redis deletes a credential; default 24 h. */
   readonly retentionMs?: number;
   /** Only used to compute when a credential may be deleted. */
   readonly clock?: Clock;
@@ -48,6 +52,8 @@ export interface RedisTokenStoreOptions {
 
 /** Rounds of read-plan-put in `restore` before giving up on a credential written to meanwhile. */
 const RESTORE_ROUNDS = 5;
+/** Writes over tombstones in one `compareAndSet` (each renumbered above the one found). */
+const TOMBSTONE_ROUNDS = 3;
 
 /**
  * The shared store for replicas. Each credential is one hash, written only by
@@ -57,20 +63,20 @@ const RESTORE_ROUNDS = 5;
  * (the writer included) hears the hint on its own subscriber connection and
  * re-reads the hash before telling its listeners: the store is the only
  * source of truth, so whoever can PUBLISH to Redis cannot hand a replica a
- * value (HintRereader).
+ * value (HintRereader). A delete leaves a tombstone in the hash (version
+ * and fence; see delete-credential-1.lua) and is announced the same way.
  */
 export class RedisTokenStore implements TokenStore {
   readonly #client: RedisClient;
   readonly #keys: RedisKeys;
   readonly #logger: Logger;
   readonly #retentionMs: number;
-  readonly #clock: Clock;
-  readonly #cipher: ValueCipher | undefined;
-  readonly #acceptPlaintextUntil: number | undefined;
+  readonly #records: CredentialRecords;
   readonly #scripts: TokenScripts;
   readonly #rereader: HintRereader;
   readonly #subscriber: UpdateSubscriber;
   readonly #listeners = new Set<(update: CredentialUpdate) => void>();
+  readonly #deleteListeners = new Set<(key: CredentialKey) => void>();
   readonly #resyncListeners = new Set<() => void>();
   #closing: Promise<void> | undefined;
 
@@ -79,13 +85,23 @@ export class RedisTokenStore implements TokenStore {
     this.#keys = o.keys;
     this.#logger = o.logger.child({ component: "redis-token-store" });
     this.#retentionMs = o.retentionMs ?? DEFAULT_RETENTION_MS;
-    this.#clock = o.clock ?? systemClock;
-    this.#cipher = o.cipher;
-    this.#acceptPlaintextUntil = o.acceptPlaintextUntil;
     this.#scripts = loadScripts(o.client);
+    this.#records = new CredentialRecords({
+      keys: o.keys,
+      logger: this.#logger,
+      clock: o.clock ?? systemClock,
+      retentionMs: this.#retentionMs,
+      cipher: o.cipher,
+      acceptPlaintextUntil: o.acceptPlaintextUntil,
+      discard: (key, value, version) =>
+        this.#command("write", () =>
+          this.#scripts.discardCredential(this.#keys.credential(key), value, version),
+        ),
+    });
     this.#rereader = new HintRereader({
-      read: (key) => this.get(key),
-      deliver: (update) => this.#notify(update),
+      read: (key) => this.#reread(key),
+      deliver: (update) => this.#tell(this.#listeners, update),
+      deliverDelete: (key) => this.#tell(this.#deleteListeners, key),
       closed: () => this.#closing !== undefined,
       logger: this.#logger,
     });
@@ -100,14 +116,24 @@ export class RedisTokenStore implements TokenStore {
 
   /**
    * The stored credential. A record this broker would never have written
-   * (RefusedCredentialError) reads as nothing, is logged, and is deleted
-   * unless it changed meanwhile, so the next refresh replaces it.
+   * reads as nothing and is deleted (CredentialRecords.decode); so does a
+   * tombstone.
    */
   async get(key: CredentialKey): Promise<StoredCredential | undefined> {
-    const fields = await this.#command("read", () =>
-      this.#client.hgetall(this.#keys.credential(key)),
-    );
-    return this.#decode(key, fields);
+    return this.#records.decode(key, await this.#fields(key));
+  }
+
+  async #fields(key: CredentialKey): Promise<Record<string, string>> {
+    return this.#command("read", () => this.#client.hgetall(this.#keys.credential(key)));
+  }
+
+  /** What a hint's re-read finds: the credential, its tombstone, or nothing. */
+  async #reread(key: CredentialKey): Promise<Reread> {
+    const fields = await this.#fields(key);
+    const deleted = tombstoneVersion(fields);
+    if (deleted !== undefined) return { state: "deleted", version: deleted };
+    const credential = await this.#records.decode(key, fields);
+    return credential ? { state: "stored", credential } : { state: "absent" };
   }
 
   async compareAndSet(
@@ -121,17 +147,25 @@ export class RedisTokenStore implements TokenStore {
       throw new RangeError("expectedVersion must be a non-negative integer");
     if (!Number.isSafeInteger(fence) || fence < 0)
       throw new RangeError("fence must be a non-negative integer");
-    const version = Math.max(expectedVersion + 1, minVersion);
-    // Outside #command: a record no reader would accept is the caller's RangeError, not Redis's.
-    const target = this.#writeTarget(key, { ...next, version });
-    const reply = await this.#command("write", () =>
-      this.#scripts.casCredential(this.#keys.credential(key), {
-        ...target,
-        expectedVersion,
-        fence,
-      }),
-    );
-    return this.#result(key, reply);
+    let version = Math.max(expectedVersion + 1, minVersion);
+    for (let round = 1; ; round++) {
+      // Outside #command: a record no reader would accept is the caller's RangeError, not Redis's.
+      const target = this.#records.writeTarget(key, { ...next, version });
+      const reply = await this.#command("write", () =>
+        this.#scripts.casCredential(this.#keys.credential(key), {
+          ...target,
+          expectedVersion,
+          fence,
+        }),
+      );
+      // Over a tombstone a write is numbered above the deleted version; the
+      // version is sealed into the value, so the value is sealed again.
+      const deleted = tombstoneVersion(fieldsFromList(reply.fields));
+      if (reply.status !== "version" || deleted === undefined || expectedVersion !== 0)
+        return this.#records.result(key, reply);
+      if (deleted < version || round >= TOMBSTONE_ROUNDS) return this.#records.result(key, reply);
+      version = deleted + 1;
+    }
   }
 
   async restore(key: CredentialKey, known: StoredCredential): Promise<CasResult> {
@@ -141,14 +175,18 @@ export class RedisTokenStore implements TokenStore {
       const stored = await this.get(key);
       const { put } = planRestore(stored, known);
       if (!put) return { written: false, reason: "version", current: stored };
-      const target = this.#writeTarget(key, put);
+      const target = this.#records.writeTarget(key, put);
       const reply = await this.#command("write", () =>
         this.#scripts.restoreCredential(this.#keys.credential(key), {
           ...target,
           expectedVersion: stored?.version ?? 0,
         }),
       );
-      const result = await this.#result(key, reply);
+      // Deleted at or above this version: a replica that missed the delete does not bring it back.
+      const deleted = tombstoneVersion(fieldsFromList(reply.fields));
+      if (reply.status === "version" && deleted !== undefined && put.version <= deleted)
+        return { written: false, reason: "version", current: undefined };
+      const result = await this.#records.result(key, reply);
       if (result.written)
         return result.credential.value === known.value
           ? result
@@ -161,6 +199,38 @@ export class RedisTokenStore implements TokenStore {
   subscribe(listener: (update: CredentialUpdate) => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
+  }
+
+  async delete(key: CredentialKey, expectedVersion: number): Promise<boolean> {
+    if (!Number.isSafeInteger(expectedVersion) || expectedVersion < 1) return false;
+    return this.#command("write", () =>
+      this.#scripts.deleteCredential(this.#keys.credential(key), {
+        channel: this.#keys.updates,
+        id: keyId(key),
+        expectedVersion,
+        keepMs: Math.max(this.#retentionMs, TOMBSTONE_MIN_MS),
+      }),
+    );
+  }
+
+  onDelete(listener: (key: CredentialKey) => void): () => void {
+    this.#deleteListeners.add(listener);
+    return () => this.#deleteListeners.delete(listener);
+  }
+
+  async *entries(kind: string): AsyncIterable<CredentialUpdate> {
+    if (this.#closing) throw new Error("the Redis token store is closed");
+    const found = scanCredentialKeys(this.#client, this.#keys, kind)[Symbol.asyncIterator]();
+    for (;;) {
+      const step = await this.#command("read", () => found.next());
+      if (step.done) return;
+      const credential = await this.get(step.value); // tombstones read as nothing
+      if (credential) yield { key: step.value, credential };
+    }
+  }
+
+  durability(): Promise<StoreDurability> {
+    return probeDurability(this.#client);
   }
 
   onResync(listener: () => void): () => void {
@@ -181,87 +251,22 @@ export class RedisTokenStore implements TokenStore {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       this.#listeners.clear();
+      this.#deleteListeners.clear();
       this.#resyncListeners.clear();
       await Promise.all([this.#subscriber.close(), quitOrDisconnect(this.#client)]);
     })();
     return this.#closing;
   }
 
-  #writeTarget(key: CredentialKey, next: StoredCredential) {
-    return {
-      channel: this.#keys.updates,
-      id: keyId(key),
-      credential: encodeCredential(next, this.#sealing(key)),
-      // Expired credentials stay readable for a while, for diagnosis.
-      keepMs: Math.max(0, next.expiresAt - this.#clock.now()) + this.#retentionMs,
-    };
-  }
-
-  #sealing(key: CredentialKey): ValueSealing {
-    return {
-      id: keyId(key),
-      cipher: this.#cipher,
-      acceptPlaintextUntil: this.#acceptPlaintextUntil,
-      now: this.#clock.now(),
-    };
-  }
-
-  async #decode(
-    key: CredentialKey,
-    fields: Record<string, string>,
-  ): Promise<StoredCredential | undefined> {
-    try {
-      const credential = decodeFields(fields, this.#sealing(key));
-      if (credential && this.#cipher && [fields.value, fields.state].some(isPlaintext))
-        this.#logger.warn(
-          { ...logFields(key), version: credential.version },
-          "serving a credential stored unencrypted (security.acceptPlaintextUntil is open); it is sealed at its next write",
-        );
-      return credential;
-    } catch (err) {
-      if (!(err instanceof RefusedCredentialError)) throw err;
-      // Loud: only a foreign writer (or a store written before keys were set) leaves these.
-      this.#logger.error(
-        { ...logFields(key), reason: err.reason, problem: err.message },
-        "refused a stored credential; treating it as absent and deleting it so a refresh replaces it",
-      );
-      await this.#command("write", () =>
-        this.#scripts.discardCredential(
-          this.#keys.credential(key),
-          fields.value ?? "",
-          fields.version ?? "",
-        ),
-      );
-      return undefined;
-    }
-  }
-
-  async #result(key: CredentialKey, reply: WriteReply): Promise<CasResult> {
-    const stored = await this.#decode(key, fieldsFromList(reply.fields));
-    if (reply.status !== "written")
-      return { written: false, reason: reply.status, current: stored };
-    if (!stored) throw new Error("Redis wrote the credential but returned nothing");
-    return { written: true, credential: stored };
-  }
-
   async #command<T>(what: "read" | "write", run: () => Promise<T>): Promise<T> {
     if (this.#closing) throw new Error("the Redis token store is closed");
-    try {
-      return await run();
-    } catch (err) {
-      // A new error without `cause`: ioredis attaches the command and its
-      // arguments (the value, for a write) to reply errors.
-      const message = err instanceof Error ? err.message : String(err);
-      if (isUnreachable(err))
-        throw new StoreUnavailableError(`Redis is unreachable (credential ${what}): ${message}`);
-      throw new Error(`Redis refused the credential ${what}: ${message}`);
-    }
+    return redisCall(`credential ${what}`, run);
   }
 
-  #notify(update: CredentialUpdate): void {
-    for (const listener of [...this.#listeners]) {
+  #tell<T>(listeners: ReadonlySet<(event: T) => void>, event: T): void {
+    for (const listener of [...listeners]) {
       try {
-        listener(update);
+        listener(event);
       } catch (err) {
         // One broken subscriber must not starve the others or the connection.
         this.#logger.error({ err }, "token store subscriber threw");
@@ -278,20 +283,4 @@ export class RedisTokenStore implements TokenStore {
       }
     }
   }
-}
-
-function isPlaintext(field: string | undefined): boolean {
-  return field !== undefined && field !== "" && !isSealedValue(field);
-}
-
-/**
- * Reply errors that mean "not now" rather than "never": the node is loading,
- * is a replica after a failover, or the cluster has unserved slots.
- */
-const TRANSIENT_REPLY = /^(LOADING|READONLY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN)\b/;
-
-function isUnreachable(err: unknown): boolean {
-  if (!(err instanceof Error)) return true;
-  if (err.name !== "ReplyError") return true; // timeouts, retries exhausted, closed sockets
-  return TRANSIENT_REPLY.test(err.message);
 }

@@ -11,6 +11,8 @@ declare module "ioredis" {
     restoreCredential(key: RedisKey, ...argv: string[]): Result<unknown, Context>;
     /** lua/credential/discard-credential-1.lua; call it through `loadScripts(client).discardCredential`. */
     discardCredential(key: RedisKey, ...argv: string[]): Result<unknown, Context>;
+    /** lua/credential/delete-credential-1.lua; call it through `loadScripts(client).deleteCredential`. */
+    deleteCredential(key: RedisKey, ...argv: string[]): Result<unknown, Context>;
   }
 }
 
@@ -41,6 +43,16 @@ export interface RestoreArgs extends WriteTarget {
   readonly expectedVersion: number;
 }
 
+export interface DeleteArgs {
+  /** RedisKeys.updates */
+  readonly channel: string;
+  /** keyId(key), named in the published message. */
+  readonly id: string;
+  readonly expectedVersion: number;
+  /** The tombstone's shortest life from now, in ms (it keeps the record's PTTL when longer). */
+  readonly keepMs: number;
+}
+
 /** Typed calls of the scripts, registered on one client. */
 export interface TokenScripts {
   /** cas-credential-1.lua: fence check, version check, write, publish. */
@@ -49,6 +61,8 @@ export interface TokenScripts {
   restoreCredential(credentialKey: string, args: RestoreArgs): Promise<WriteReply>;
   /** discard-credential-1.lua: delete a refused record unless it changed; true if deleted. */
   discardCredential(credentialKey: string, value: string, version: string): Promise<boolean>;
+  /** delete-credential-1.lua: compare-and-delete, leaving a tombstone, publish; true if deleted. */
+  deleteCredential(credentialKey: string, args: DeleteArgs): Promise<boolean>;
 }
 
 /**
@@ -60,6 +74,7 @@ export function loadScripts(client: RedisClient): TokenScripts {
     casCredential: 1,
     restoreCredential: 1,
     discardCredential: 1,
+    deleteCredential: 1,
   });
   return {
     async casCredential(credentialKey, a) {
@@ -79,6 +94,7 @@ export function loadScripts(client: RedisClient): TokenScripts {
           c.previousValidUntil,
           String(a.keepMs),
           c.state,
+          c.renewableUntil,
         ),
       );
     },
@@ -98,11 +114,22 @@ export function loadScripts(client: RedisClient): TokenScripts {
           c.previousValidUntil,
           String(a.keepMs),
           c.state,
+          c.renewableUntil,
         ),
       );
     },
     async discardCredential(credentialKey, value, version) {
       return (await client.discardCredential(credentialKey, value, version)) === 1;
+    },
+    async deleteCredential(credentialKey, a) {
+      const reply = await client.deleteCredential(
+        credentialKey,
+        a.channel,
+        a.id,
+        String(a.expectedVersion),
+        String(a.keepMs),
+      );
+      return reply === 1;
     },
   };
 }

@@ -78,6 +78,27 @@ describe("RedisTokenStore on a three-master Redis Cluster", () => {
     for (const k of ids) expect([[1, 2], [2]]).toContainEqual(versionsOf(k.appId));
   });
 
+  it("lists a kind's credentials from every master, and asks every master about persistence", async () => {
+    const keys = freshKeys();
+    const store = await openStore(setup.url, keys, "cluster-lister");
+    stores.push(store);
+    const users = Array.from({ length: 30 }, (_, i) => ({
+      appId: "app-users",
+      kind: "user_access_token" as const,
+      subject: `o_${i}`,
+    }));
+    for (const k of users) await store.compareAndSet(k, 0, 1, next(`u-${k.subject}`));
+    const [gone, ...kept] = users;
+    if (gone) expect(await store.delete(gone, 1)).toBe(true);
+    const listed: string[] = [];
+    for await (const e of store.entries("user_access_token")) listed.push(e.credential.value);
+    expect(listed.sort()).toEqual(kept.map((k) => `u-${k.subject}`).sort());
+    const d = await store.durability();
+    expect(d.durable).toBe(false);
+    // One verdict per master, each naming its node.
+    expect(d.detail.match(/127\.0\.0\.1:\d+: Redis persists nothing/g)).toHaveLength(3);
+  });
+
   it("moves the subscriber to another node when its node dies, resyncs once, and hears writes again", async () => {
     const keys = freshKeys();
     const writer = await openStore(setup.url, keys, "cluster-writer-2");

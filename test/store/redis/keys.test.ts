@@ -48,4 +48,20 @@ describe("RedisKeys", () => {
     ).toEqual(new Set(["wx-prod.1/user_token/oAbC_-9"]));
     expect(tag(keys.credential(bob))).not.toBe(tag(keys.credential(alice)));
   });
+
+  it("names a code exchange by its digest, and reads credential keys back from a SCAN", () => {
+    expect(keys.exchange("q1w2e3_-")).toBe("tb:oauth-exchange:q1w2e3_-");
+    expect(keys.credentialPatterns("user_token")).toEqual([
+      "tb:{*/user_token}:cred",
+      "tb:{*/user_token/*}:cred",
+    ]);
+    const alice: CredentialKey = { appId: "wx-prod.1", kind: "user_token", subject: "oAbC_-9" };
+    for (const k of [alice, app]) expect(keys.credentialKeyOf(keys.credential(k))).toEqual(k);
+    for (const other of [keys.fence(app), keys.exchange("x"), "other:{a/access_token}:cred"])
+      expect(keys.credentialKeyOf(other)).toBeUndefined();
+    // A prefix is matched literally, glob characters and all.
+    expect(new RedisKeys("a*b?[c]\\d").credentialPatterns("k")[0]).toBe(
+      "a\\*b\\?\\[c\\]\\\\d:{*/k}:cred",
+    );
+  });
 });

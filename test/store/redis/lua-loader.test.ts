@@ -28,6 +28,7 @@ describe("the Lua script loader", () => {
         "credential",
         [
           ["casCredential", 1],
+          ["deleteCredential", 1],
           ["discardCredential", 1],
           ["restoreCredential", 1],
         ],
@@ -46,6 +47,7 @@ describe("the Lua script loader", () => {
           ["takeQuota", 3],
         ],
       ],
+      ["exchange", [["releaseExchange", 1]]],
     ]);
     for (const s of LUA_FAMILIES.flatMap((f) => luaScripts(f))) {
       expect(s.lua.startsWith("--[[")).toBe(true);

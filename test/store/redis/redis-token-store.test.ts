@@ -135,7 +135,7 @@ describe("RedisTokenStore on one redis-server", () => {
     try {
       loadScripts(client);
       const hash = keys.credential(key);
-      const call = (expected: number, fence: number, value: string, state = "") =>
+      const call = (expected: number, fence: number, value: string, state = "", renewable = "") =>
         client.casCredential(
           hash,
           keys.updates,
@@ -149,6 +149,7 @@ describe("RedisTokenStore on one redis-server", () => {
           "",
           String(Date.now() + HOUR),
           state,
+          renewable,
         );
       expect(await call(0, 2, "a", "st")).toEqual([
         1,
@@ -169,7 +170,7 @@ describe("RedisTokenStore on one redis-server", () => {
       ]);
       expect(await call(1, 1, "b")).toEqual([-1, expect.arrayContaining(["value", "a"])]);
       expect(await call(0, 2, "c")).toEqual([0, expect.arrayContaining(["version", "1"])]);
-      // The new version must be above the one read.
+      // The new version must be above the one read (a caller without ARGV[12]: no renewableUntil).
       expect(
         await client.casCredential(
           hash,
@@ -189,6 +190,12 @@ describe("RedisTokenStore on one redis-server", () => {
       expect(await client.hget(hash, "value")).toBe("a");
       // An empty state argument removes the field.
       expect(await call(1, 2, "e")).toEqual([1, expect.not.arrayContaining(["state"])]);
+      // renewableUntil is kept as given, and removed by a write without it.
+      expect(await call(2, 2, "f", "", "99")).toEqual([
+        1,
+        expect.arrayContaining(["renewableUntil", "99"]),
+      ]);
+      expect(await call(3, 2, "g")).toEqual([1, expect.not.arrayContaining(["renewableUntil"])]);
     } finally {
       client.disconnect();
     }

@@ -306,6 +306,133 @@ describe.each(factories)("%s", (_name, open) => {
     ]);
   });
 
+  it("keeps renewableUntil with the record: written, read, restored, dropped by a write without one", async () => {
+    const s = await store();
+    const renewableUntil = T0 + 30 * 24 * 3_600_000;
+    const state = rt("renewable");
+    expect(await s.compareAndSet(alice, 0, 1, next("t1", { state, renewableUntil }))).toEqual({
+      written: true,
+      credential: { ...next("t1", { state, renewableUntil }), version: 1 },
+    });
+    expect(await s.get(alice)).toEqual({ ...next("t1", { state, renewableUntil }), version: 1 });
+    await s.compareAndSet(alice, 1, 1, next("t2"));
+    expect(await s.get(alice)).toEqual({ ...next("t2"), version: 2 });
+    const held = { ...next("held", { fetchedAt: T0 + 1, renewableUntil }), version: 3 };
+    expect(await s.restore(alice, held)).toEqual({ written: true, credential: held });
+    expect(await s.get(alice)).toEqual(held);
+  });
+
+  it("deletes only the version read, and tells onDelete listeners (not subscribers)", async () => {
+    const s = await store();
+    const deleted: CredentialKey[] = [];
+    const updates: CredentialUpdate[] = [];
+    s.onDelete((k) => deleted.push(k));
+    s.subscribe((u) => updates.push(u));
+    expect(await s.delete(alice, 1)).toBe(false); // nothing stored
+    await s.compareAndSet(alice, 0, 1, next("a1", { state: rt("deleted") }));
+    await s.compareAndSet(alice, 1, 1, next("a2", { state: rt("deleted-2") }));
+    await s.compareAndSet(bob, 0, 1, next("b1"));
+    // A grant written again meanwhile stays.
+    expect(await s.delete(alice, 1)).toBe(false);
+    expect((await s.get(alice))?.value).toBe("a2");
+    expect(await s.delete(alice, 2)).toBe(true);
+    expect(await s.get(alice)).toBeUndefined();
+    expect(await s.delete(alice, 2)).toBe(false);
+    expect((await s.get(bob))?.value).toBe("b1");
+    await s.compareAndSet(accountLevel, 0, 1, next("marker"));
+    await until(
+      () => deleted.length === 1 && updates.at(-1)?.credential.value === "marker",
+      "the delete and the marker",
+    );
+    expect(deleted).toEqual([alice]);
+    // Quick writes may be heard as the latest only (Redis re-reads); a delete is no update.
+    const heard = updates.map((u) => u.credential.value);
+    expect(heard.filter((v) => !["a1", "a2", "b1"].includes(v))).toEqual(["marker"]);
+    expect(heard).toContain("b1");
+  });
+
+  it("numbers a credential written after a delete above the deleted version, and keeps the fence", async () => {
+    const s = await store();
+    for (let v = 0; v < 3; v++) await s.compareAndSet(alice, v, 5, next(`a${v + 1}`));
+    expect(await s.delete(alice, 3)).toBe(true);
+    // A lock holder that started before the delete (a lower fence) cannot write it back.
+    expect(await s.compareAndSet(alice, 0, 4, next("stale-holder"))).toEqual({
+      written: false,
+      reason: "fence",
+      current: undefined,
+    });
+    // Nothing is stored: a writer that read version 3 is refused.
+    expect(await s.compareAndSet(alice, 3, 6, next("x"))).toEqual({
+      written: false,
+      reason: "version",
+      current: undefined,
+    });
+    expect(await s.compareAndSet(alice, 0, 6, next("again"))).toEqual({
+      written: true,
+      credential: { ...next("again"), version: 4 },
+    });
+    // A writer remembering a higher version still numbers above it.
+    expect(await s.delete(alice, 4)).toBe(true);
+    expect(await s.compareAndSet(alice, 0, 6, next("then"), 9)).toMatchObject({
+      written: true,
+      credential: { version: 9 },
+    });
+  });
+
+  it("does not restore a deleted credential from a replica that missed the delete", async () => {
+    const s = await store();
+    const state = rt("forgotten");
+    await s.compareAndSet(alice, 0, 1, next("g1", { state }));
+    await s.compareAndSet(alice, 1, 1, next("g2", { state }));
+    expect(await s.delete(alice, 2)).toBe(true);
+    for (const version of [1, 2])
+      expect(await s.restore(alice, { ...next(`g${version}`, { state }), version })).toEqual({
+        written: false,
+        reason: "version",
+        current: undefined,
+      });
+    // Even one WeChat issued later: the version says it predates the delete.
+    expect(
+      await s.restore(alice, { ...next("g2", { fetchedAt: T0 + 60_000, state }), version: 2 }),
+    ).toMatchObject({ written: false, current: undefined });
+    expect(await s.get(alice)).toBeUndefined();
+    // A credential written after the delete (above its version) is put back if the store lost it.
+    const later = { ...next("later", { fetchedAt: T0 + 60_000 }), version: 3 };
+    expect(await s.restore(alice, later)).toEqual({ written: true, credential: later });
+  });
+
+  it("lists the credentials of one kind, subjects included, and not deleted ones", async () => {
+    const s = await store();
+    const carol: CredentialKey = { appId: "b", kind: "user_token", subject: "o_carol" };
+    // Another kind whose subject is spelled like the kind listed.
+    const lookalike: CredentialKey = { appId: "a", kind: "other_kind", subject: "user_token" };
+    const aliceState = rt("listed");
+    await s.compareAndSet(alice, 0, 1, next("for-alice", { state: aliceState }));
+    await s.compareAndSet(bob, 0, 1, next("for-bob"));
+    await s.compareAndSet(accountLevel, 0, 1, next("for-the-app"));
+    await s.compareAndSet(carol, 0, 1, next("for-carol"));
+    await s.delete(carol, 1);
+    await s.compareAndSet(key, 0, 1, next("a-token"));
+    await s.compareAndSet(lookalike, 0, 1, next("lookalike"));
+    const listed: CredentialUpdate[] = [];
+    for await (const entry of s.entries("user_token")) listed.push(entry);
+    listed.sort((x, y) => String(x.key.subject).localeCompare(String(y.key.subject)));
+    expect(listed).toEqual([
+      { key: alice, credential: { ...next("for-alice", { state: aliceState }), version: 1 } },
+      { key: bob, credential: { ...next("for-bob"), version: 1 } },
+      { key: accountLevel, credential: { ...next("for-the-app"), version: 1 } },
+    ]);
+    const none: CredentialUpdate[] = [];
+    for await (const entry of s.entries("no_such_kind")) none.push(entry);
+    expect(none).toEqual([]);
+  });
+
+  it("says whether it keeps what it holds across a restart", async () => {
+    const durability = await (await store()).durability();
+    expect(typeof durability.durable).toBe("boolean");
+    expect(durability.detail).not.toBe("");
+  });
+
   it("closes idempotently", async () => {
     const s = await store();
     await Promise.all([s.close(), s.close()]);

@@ -28,6 +28,9 @@
     ARGV[11] the kind's state (sealed like the value when encryption is on),
             or "" when there is none: the field is then removed, so a write
             without state never leaves an older version's state behind
+    ARGV[12] renewableUntil (epoch ms), or "" when there is none (the field is
+            then removed); the caller's ARGV[10] keeps the hash at least
+            until then
 
   Output: { status, fields }
     status  1 written; 0 refused, the stored version is not ARGV[3];
@@ -47,10 +50,15 @@ local storedFence = tonumber(redis.call('HGET', key, 'fence') or '0')
 if fence < storedFence then
   return { -1, redis.call('HGETALL', key) }
 end
-local storedVersion = tonumber(redis.call('HGET', key, 'version') or '0')
-if storedVersion ~= tonumber(ARGV[3]) or tonumber(ARGV[6]) <= storedVersion then
+local floor = tonumber(redis.call('HGET', key, 'version') or '0')
+local storedVersion = floor
+if redis.call('HGET', key, 'deleted') then
+  storedVersion = 0
+end
+if storedVersion ~= tonumber(ARGV[3]) or tonumber(ARGV[6]) <= floor then
   return { 0, redis.call('HGETALL', key) }
 end
+redis.call('HDEL', key, 'deleted')
 
 redis.call('HSET', key,
   'value', ARGV[5],
@@ -67,6 +75,13 @@ if ARGV[11] == '' then
   redis.call('HDEL', key, 'state')
 else
   redis.call('HSET', key, 'state', ARGV[11])
+end
+-- Absent (a caller written before the argument existed) is none.
+local renewableUntil = ARGV[12] or ''
+if renewableUntil == '' then
+  redis.call('HDEL', key, 'renewableUntil')
+else
+  redis.call('HSET', key, 'renewableUntil', renewableUntil)
 end
 redis.call('PEXPIRE', key, ARGV[10])
 

@@ -7,7 +7,9 @@
   renumber the stored one above a version a replica remembers. The stored
   fence is kept; over nothing it is 0: the lock's fence counter may have been
   lost with the rest of the store, and a holder starting again from fence 1
-  must be able to write.
+  must be able to write. Over a tombstone (delete-credential-1.lua) nothing is
+  stored, but a record at or below the deleted version is refused: a replica
+  that missed the delete must not bring the credential back. Its fence stands.
 
   Input:
     KEYS[1] the credential hash (RedisKeys.credential)
@@ -24,6 +26,7 @@
     ARGV[10] the kind's state (sealed like the value when encryption is on),
             or "" when there is none (the record is put whole: no field of
             the one it replaces survives but the fence)
+    ARGV[11] renewableUntil (epoch ms), or "" when there is none
 
   Output: { status, fields }
     status  1 written; 0 refused, the stored version is not ARGV[3]
@@ -34,8 +37,12 @@
 --- @include "publish-credential"
 
 local key = KEYS[1]
-local storedVersion = tonumber(redis.call('HGET', key, 'version') or '0')
-if storedVersion ~= tonumber(ARGV[3]) or tonumber(ARGV[5]) <= storedVersion then
+local floor = tonumber(redis.call('HGET', key, 'version') or '0')
+local storedVersion = floor
+if redis.call('HGET', key, 'deleted') then
+  storedVersion = 0
+end
+if storedVersion ~= tonumber(ARGV[3]) or tonumber(ARGV[5]) <= floor then
   return { 0, redis.call('HGETALL', key) }
 end
 
@@ -52,6 +59,10 @@ if ARGV[8] ~= '' then
 end
 if ARGV[10] ~= '' then
   redis.call('HSET', key, 'state', ARGV[10])
+end
+-- Absent (a caller written before the argument existed) is none.
+if (ARGV[11] or '') ~= '' then
+  redis.call('HSET', key, 'renewableUntil', ARGV[11])
 end
 redis.call('PEXPIRE', key, ARGV[9])
 return { 1, publishCredential(key, ARGV[1], ARGV[2]) }
