@@ -2,7 +2,7 @@ import { HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_
 import { TokenService } from "../gen/tokenbroker/v1/token_service_pb.js";
 import type { BrokerConfig } from "./config/config.js";
 import { ConfigReloader, type ReloadReport } from "./config-reload.js";
-import { buildCore, coreSettingsOf } from "./graph.js";
+import { type BrokerCore, buildCore, coreSettingsOf } from "./graph.js";
 import type { BrokerObservability } from "./observability/broker-observability.js";
 import { startMetricsServer } from "./observability/metrics-server.js";
 import { RefusalLog } from "./security/refusal-log.js";
@@ -33,6 +33,8 @@ export interface RunningBroker {
   readonly grpc: RunningServer;
   readonly connect: RunningServer;
   readonly manager: TokenManager;
+  /** The composed core (stores, breakers, code exchanges), for diagnosis and tests. */
+  readonly core: BrokerCore;
   readonly health: HealthStatus;
   /** Metrics, alerts; and the /metrics URL when a metrics listener is configured. */
   readonly observability: BrokerObservability;
@@ -153,6 +155,7 @@ export async function startBroker(config: BrokerConfig, deps: BrokerDeps): Promi
     grpc,
     connect,
     manager,
+    core,
     health,
     observability,
     ...(metricsServer ? { metricsUrl: metricsServer.url } : {}),

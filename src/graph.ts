@@ -4,6 +4,8 @@ import type { RefreshLock } from "./core/ports/refresh-lock.js";
 import { createStore, type StoreBundle } from "./create-store.js";
 import { createOAuthClient } from "./credentials/wechat/oauth-client.js";
 import { createWechatClient, type WechatClient } from "./credentials/wechat/wechat-client.js";
+import { checkGrantDurability } from "./durability-check.js";
+import { CodeExchange } from "./oauth/code-exchange.js";
 import {
   type BrokerObservability,
   createObservability,
@@ -38,6 +40,8 @@ export interface CoreSettings {
   readonly encryptionKeys?: readonly { id: string; key: Secret }[];
   readonly acceptPlaintextUntil?: number;
   readonly webhooks?: readonly WebhookConfig[];
+  /** Users' credentials held in memory at most (the manager's default when absent). */
+  readonly maxUserTokens?: number;
 }
 
 /**
@@ -73,6 +77,8 @@ export interface BrokerCore {
   readonly guard: UpstreamGuard;
   readonly client: WechatClient;
   readonly manager: TokenManager;
+  /** Users' code exchanges (OAuthService.ExchangeCode). */
+  readonly oauth: CodeExchange;
   /** Waits until the store hears its own writes, then starts refreshing and sampling metrics. */
   start(): Promise<void>;
   /** Stops refreshing, then closes breakers, observability and the store. Idempotent. */
@@ -122,10 +128,11 @@ export function buildCore(settings: CoreSettings, deps: CoreDeps): BrokerCore {
     ...(deps.fetch ? { fetch: deps.fetch } : {}),
   };
   const client = createWechatClient(http);
+  const upstreams = { wechat: client, oauth: createOAuthClient(http) };
   const apps = new AppRegistry(settings.apps, deps.kinds);
   const manager = new TokenManager({
     apps,
-    upstreams: { wechat: client, oauth: createOAuthClient(http) },
+    upstreams,
     gate: guard,
     events: observability.events,
     store: stores.store,
@@ -135,9 +142,21 @@ export function buildCore(settings: CoreSettings, deps: CoreDeps): BrokerCore {
     policy: settings.refresh ?? DEFAULT_REFRESH_POLICY,
     ...(settings.reportBudget ? { reportBudget: settings.reportBudget } : {}),
     logger: logger.child({ component: "tokens" }),
+    ...(settings.maxUserTokens ? { maxSubjectEntries: settings.maxUserTokens } : {}),
     clock,
     ...(deps.random ? { random: deps.random } : {}),
     ...(deps.jitter ? { jitter: deps.jitter } : {}),
+  });
+
+  const oauth = new CodeExchange({
+    ledger: stores.exchangeLedger,
+    upstreams,
+    gate: guard,
+    grants: manager.grants,
+    clock,
+    logger: logger.child({ component: "oauth" }),
+    // Longer than any upstream call, so a live holder never loses its claim.
+    claimTtlMs: settings.upstream.timeoutMs * 2 + 5_000,
   });
 
   let closing: Promise<void> | undefined;
@@ -150,8 +169,15 @@ export function buildCore(settings: CoreSettings, deps: CoreDeps): BrokerCore {
     guard,
     client,
     manager,
+    oauth,
     async start() {
       await stores.ready();
+      await checkGrantDurability({
+        store: stores.store,
+        apps,
+        alerts: observability.alerts,
+        logger,
+      });
       manager.start();
       observability.sample(manager, stores.ledger, apps);
     },
@@ -189,5 +215,6 @@ export function coreSettingsOf(config: BrokerConfig): CoreSettings {
       ? {}
       : { acceptPlaintextUntil: security.acceptPlaintextUntil }),
     webhooks: config.alerts.webhooks,
+    maxUserTokens: config.cache.maxUserTokens,
   };
 }

@@ -6,6 +6,10 @@ import {
   file_tokenbroker_v1_admin_service,
 } from "../gen/tokenbroker/v1/admin_service_pb.js";
 import {
+  file_tokenbroker_v1_oauth_service,
+  OAuthService,
+} from "../gen/tokenbroker/v1/oauth_service_pb.js";
+import {
   file_tokenbroker_v1_token_service,
   TokenService,
 } from "../gen/tokenbroker/v1/token_service_pb.js";
@@ -14,6 +18,7 @@ import { securityPolicyOf } from "./config/parse-config.js";
 import type { BrokerCore } from "./graph.js";
 import { createAdminService } from "./rpc/admin-service.js";
 import { rpcInterceptors } from "./rpc/interceptors/index.js";
+import { createOAuthService } from "./rpc/oauth-service.js";
 import { createTokenService } from "./rpc/token-service.js";
 import type { RefusalLog } from "./security/refusal-log.js";
 import {
@@ -38,7 +43,7 @@ export function brokerServices(
   core: BrokerCore,
   o: { health: HealthStatus; refusals: RefusalLog; audit: Logger; logger: Logger },
 ): ServiceRegistration[] {
-  const { manager, apps, stores, breakers, guard, client, observability, clock } = core;
+  const { manager, apps, stores, breakers, guard, client, observability, clock, oauth } = core;
   const { audit } = o;
   const guarded = rpcInterceptors({
     policy: securityPolicyOf(config.security),
@@ -51,6 +56,17 @@ export function brokerServices(
     registration(
       TokenService,
       createTokenService({ manager, clock, logger: o.logger.child({ component: "rpc" }), audit }),
+      guarded,
+    ),
+    registration(
+      OAuthService,
+      createOAuthService({
+        manager,
+        exchange: oauth,
+        clock,
+        logger: o.logger.child({ component: "rpc" }),
+        audit,
+      }),
       guarded,
     ),
     registration(
@@ -78,6 +94,7 @@ export function brokerServices(
     ])
       ? reflectionRegistrations([
           file_tokenbroker_v1_token_service,
+          file_tokenbroker_v1_oauth_service,
           file_tokenbroker_v1_admin_service,
           file_grpc_health_v1_health,
           file_grpc_reflection_v1_reflection,

@@ -28,5 +28,8 @@ export function toTokenMessage(
     fingerprint: fingerprint(c.value),
     refreshOverdue,
     subject: key.subject ?? "",
+    ...(c.renewableUntil === undefined
+      ? {}
+      : { refreshExpiresAt: timestampFromMs(c.renewableUntil) }),
   });
 }

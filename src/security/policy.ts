@@ -15,7 +15,7 @@ import {
 } from "../shared/schema.js";
 import { type Cidr, parseCidr } from "./ip.js";
 
-export const PERMISSIONS = ["get", "watch", "invalidate", "admin"] as const;
+export const PERMISSIONS = ["get", "watch", "invalidate", "admin", "oauth"] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 
 export const DEFAULT_RATE_PER_SECOND = 50;
@@ -77,6 +77,16 @@ const clientSchema = section({
   kinds: list(kindName.transform((kind) => kind as CredentialKind))
     .min(1, "is empty: leave it out to allow every kind")
     .optional(),
+  /**
+   * The apps whose users' credentials (per-user OAuth tokens, OAuthService)
+   * this client may use, or ["*"]; none when absent. Separate from `apps`:
+   * reading one user's token is not reading every user's.
+   */
+  userTokenApps: list(
+    text().refine((app) => app === "*" || APP_ID_PATTERN.test(app), {
+      error: (iss) => `${JSON.stringify(iss.input)} is not an app id or "*"`,
+    }),
+  ).optional(),
   permissions: list(
     z.enum(PERMISSIONS, { error: `expected one of ${PERMISSIONS.join(", ")}` }),
   ).min(1, `expected at least one of ${PERMISSIONS.join(", ")}`),
@@ -137,6 +147,8 @@ export interface CompiledClient {
   readonly apps: ReadonlySet<string> | undefined;
   /** undefined: every kind. */
   readonly kinds: ReadonlySet<CredentialKind> | undefined;
+  /** Apps whose users' credentials it may use; undefined: every app's. */
+  readonly userTokenApps: ReadonlySet<string> | undefined;
   readonly permissions: ReadonlySet<Permission>;
   /** undefined: no limits (the anonymous client). */
   readonly limits:
@@ -183,6 +195,7 @@ export function compilePolicy(policy: SecurityPolicy): CompiledPolicy {
       tlsIdentity: c.tlsIdentity,
       apps: c.apps.includes("*") ? undefined : new Set(c.apps),
       kinds: c.kinds === undefined ? undefined : new Set(c.kinds),
+      userTokenApps: c.userTokenApps?.includes("*") ? undefined : new Set(c.userTokenApps ?? []),
       permissions: new Set(c.permissions),
       limits: {
         ratePerSecond: c.ratePerSecond ?? DEFAULT_RATE_PER_SECOND,
@@ -201,6 +214,7 @@ export function compilePolicy(policy: SecurityPolicy): CompiledPolicy {
       tlsIdentity: undefined,
       apps: undefined,
       kinds: undefined,
+      userTokenApps: undefined,
       permissions: new Set(PERMISSIONS),
       limits: undefined,
     },

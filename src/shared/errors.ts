@@ -31,6 +31,7 @@ export type BrokerErrorCode =
   | "BROKER_QUOTA_EXHAUSTED"
   | "BROKER_UPSTREAM_UNAVAILABLE"
   | "BROKER_SHUTTING_DOWN"
+  | "BROKER_PERMISSION_DENIED"
   | "BROKER_REAUTHORIZE"
   | "BROKER_REAUTHORIZE_BAD_CODE";
 
@@ -93,6 +94,11 @@ export class UpstreamRejectedError extends BrokerError {
   ) {
     super(message);
   }
+}
+
+/** The caller may not do this with what it asked for (beyond the per-method ACL the interceptors check). */
+export class PermissionDeniedError extends BrokerError {
+  readonly code = "BROKER_PERMISSION_DENIED";
 }
 
 /** The request is valid but does not fit the app's configuration (e.g. force-refreshing a classic token). */

@@ -23,6 +23,7 @@ const STATUS: Readonly<Record<BrokerErrorCode, Code>> = {
   // gRPC's code for an error from an error space this one does not know.
   BROKER_UPSTREAM_REJECTED: Code.Unknown,
   BROKER_SHUTTING_DOWN: Code.Unavailable,
+  BROKER_PERMISSION_DENIED: Code.PermissionDenied,
   BROKER_REAUTHORIZE: Code.FailedPrecondition,
   BROKER_REAUTHORIZE_BAD_CODE: Code.InvalidArgument,
 };

@@ -2,9 +2,15 @@ import {
   type CredentialKey,
   keyId,
   type NewCredential,
+  parseKeyId,
   type StoredCredential,
 } from "../core/credential.js";
-import type { CasResult, CredentialUpdate, TokenStore } from "../core/ports/token-store.js";
+import type {
+  CasResult,
+  CredentialUpdate,
+  StoreDurability,
+  TokenStore,
+} from "../core/ports/token-store.js";
 import type { Logger } from "../shared/logger.js";
 import { planRestore } from "./restore-plan.js";
 
@@ -17,6 +23,9 @@ export class MemoryTokenStore implements TokenStore {
   readonly #entries = new Map<string, StoredCredential>();
   readonly #fences = new Map<string, number>();
   readonly #listeners = new Set<(update: CredentialUpdate) => void>();
+  readonly #deleteListeners = new Set<(key: CredentialKey) => void>();
+  /** Versions of deleted credentials: a credential written again is numbered above them. */
+  readonly #deletedVersions = new Map<string, number>();
 
   constructor(private readonly logger?: Logger) {}
 
@@ -38,7 +47,7 @@ export class MemoryTokenStore implements TokenStore {
       return { written: false, reason: "version", current };
     const credential = withoutEmptyState({
       ...next,
-      version: Math.max(expectedVersion + 1, minVersion),
+      version: Math.max(expectedVersion + 1, minVersion, (this.#deletedVersions.get(id) ?? 0) + 1),
     });
     this.#entries.set(id, credential);
     this.#fences.set(id, fence);
@@ -60,6 +69,11 @@ export class MemoryTokenStore implements TokenStore {
   async restore(key: CredentialKey, known: StoredCredential): Promise<CasResult> {
     const id = keyId(key);
     const current = this.#entries.get(id);
+    // A deleted credential (a forgotten or void grant) is not brought back
+    // by a replica that still held it.
+    if (!current && known.version <= (this.#deletedVersions.get(id) ?? 0)) {
+      return { written: false, reason: "version", current };
+    }
     const planned = planRestore(current, known).put;
     if (!planned) return { written: false, reason: "version", current };
     const put = withoutEmptyState(planned);
@@ -76,6 +90,42 @@ export class MemoryTokenStore implements TokenStore {
     return () => this.#listeners.delete(listener);
   }
 
+  async delete(key: CredentialKey, expectedVersion: number): Promise<boolean> {
+    const id = keyId(key);
+    const current = this.#entries.get(id);
+    if (current === undefined || current.version !== expectedVersion) return false;
+    this.#entries.delete(id);
+    this.#deletedVersions.set(id, current.version);
+    for (const listener of this.#deleteListeners) {
+      try {
+        listener(key);
+      } catch (err) {
+        this.logger?.error({ err }, "token store subscriber threw");
+      }
+    }
+    return true;
+  }
+
+  onDelete(listener: (key: CredentialKey) => void): () => void {
+    this.#deleteListeners.add(listener);
+    return () => this.#deleteListeners.delete(listener);
+  }
+
+  async *entries(kind: string): AsyncIterable<CredentialUpdate> {
+    for (const [id, credential] of [...this.#entries]) {
+      const key = parseKeyId(id);
+      if (key?.kind === kind) yield { key, credential };
+    }
+  }
+
+  async durability(): Promise<StoreDurability> {
+    return {
+      durable: false,
+      detail:
+        "the memory store keeps nothing across a restart; use store.type sqlite (one node) or redis with persistence (replicas)",
+    };
+  }
+
   /** A single process misses nothing, so there is never a resync. */
   onResync(_listener: () => void): () => void {
     return () => {};
@@ -83,6 +133,7 @@ export class MemoryTokenStore implements TokenStore {
 
   async close(): Promise<void> {
     this.#listeners.clear();
+    this.#deleteListeners.clear();
   }
 }
 

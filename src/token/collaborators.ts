@@ -4,6 +4,7 @@ import type { Clock } from "../shared/clock.js";
 import type { CredentialCache } from "./credential-cache.js";
 import { CredentialIntake } from "./credential-intake.js";
 import { loadCredential } from "./credential-loader.js";
+import { Grants } from "./grants.js";
 import { Invalidation } from "./invalidation.js";
 import { KindFetcher, type ParentAccess } from "./kind-fetcher.js";
 import { RefreshSchedule } from "./refresh-schedule.js";
@@ -35,6 +36,8 @@ export interface Collaborators {
   readonly schedule: RefreshSchedule;
   readonly invalidation: Invalidation;
   readonly follower: StoreFollower;
+  /** Subject kinds' grants: stored from code exchanges, forgotten, voided. */
+  readonly grants: Grants;
   readonly load: (
     r: Resolved,
     key: CredentialKey,
@@ -72,6 +75,8 @@ export function wireCollaborators(o: TokenManagerOptions, h: FacadeHooks): Colla
     ...(o.events ? { events: o.events } : {}),
     // Fetched while the store was unreachable: held here, written back on resync.
     onLocalWrite: adopt,
+    onGrantVoid: (key: CredentialKey, current: StoredCredential): Promise<void> =>
+      grants.voided(key, current),
   });
   const schedule = new RefreshSchedule({
     rules: h.rules,
@@ -108,6 +113,15 @@ export function wireCollaborators(o: TokenManagerOptions, h: FacadeHooks): Colla
     remember,
     load,
   });
+  const grants: Grants = new Grants({
+    store: o.store,
+    refresher,
+    rules: h.rules,
+    cache,
+    watchers: h.watchers,
+    logger: o.logger,
+    remember,
+  });
   const follower = new StoreFollower({
     store: o.store,
     cache,
@@ -117,6 +131,7 @@ export function wireCollaborators(o: TokenManagerOptions, h: FacadeHooks): Colla
     logger: o.logger,
     signal: h.signal,
     adopt,
+    dropped: (key) => grants.dropped(key),
   });
-  return { intake, refresher, schedule, invalidation, follower, load };
+  return { intake, refresher, schedule, invalidation, follower, load, grants };
 }

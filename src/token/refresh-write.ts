@@ -38,6 +38,8 @@ export interface RefreshWriteDeps {
   localCredential(key: CredentialKey): StoredCredential | undefined;
   /** Receives credentials fetched while the store was unreachable. */
   onLocalWrite(update: CredentialUpdate): void;
+  /** WeChat voided the grant `current`: delete it (Grants.voided). */
+  onGrantVoid?(key: CredentialKey, current: StoredCredential): Promise<void>;
 }
 
 /**
@@ -94,6 +96,10 @@ export class RefreshWriter {
       }
       const error = toBrokerError(err, r.key);
       const upstream = err instanceof UpstreamError ? err : undefined;
+      // A void grant is deleted everywhere; the caller is told to re-authorize.
+      if (upstream?.category === "grant" && current && !target.localOnly) {
+        await this.d.onGrantVoid?.(r.key, current);
+      }
       const slow =
         upstream?.category === "config" ||
         upstream?.category === "quota" ||

@@ -45,6 +45,8 @@ export interface RefresherOptions {
   localCredential: (key: CredentialKey) => StoredCredential | undefined;
   /** Receives credentials fetched while the store was unreachable. */
   onLocalWrite: (update: CredentialUpdate) => void;
+  /** WeChat voided the grant `current` (a "grant" errcode): delete it. */
+  onGrantVoid?: (key: CredentialKey, current: StoredCredential) => Promise<void>;
   /** Observers for metrics and alerts. */
   events?: RefreshEvents;
 }
@@ -79,6 +81,7 @@ export class Refresher {
       events: o.events,
       localCredential: o.localCredential,
       onLocalWrite: o.onLocalWrite,
+      ...(o.onGrantVoid ? { onGrantVoid: o.onGrantVoid } : {}),
     });
   }
 
@@ -103,8 +106,9 @@ export class Refresher {
 
   run(request: RefreshRequest): { promise: Promise<RefreshOutcome>; started: boolean } {
     const id = keyId(request.key);
-    if (request.force) {
-      // Waits for a normal run in flight, then forces its own.
+    if (request.force || request.supplied) {
+      // Waits for a normal run in flight, then runs its own: a force must
+      // reach WeChat, and a supplied grant must be stored, not dropped.
       const prior = this.#flights.current(id) ?? Promise.resolve();
       const promise = prior
         .catch(() => undefined)

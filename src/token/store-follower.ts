@@ -1,4 +1,4 @@
-import { keyId } from "../core/credential.js";
+import { type CredentialKey, keyId } from "../core/credential.js";
 import type { CredentialUpdate, TokenStore } from "../core/ports/token-store.js";
 import type { Clock } from "../shared/clock.js";
 import type { Logger } from "../shared/logger.js";
@@ -16,6 +16,8 @@ export interface StoreFollowerDeps {
   readonly signal: AbortSignal;
   /** A credential as the store holds it now: to L1, the schedule and watchers. */
   adopt(update: CredentialUpdate): void;
+  /** A credential was deleted from the store (a forgotten or void grant). */
+  dropped(key: CredentialKey): void;
 }
 
 /**
@@ -35,6 +37,7 @@ export class StoreFollower {
     this.#unsubscribe = [
       this.d.store.subscribe((u) => this.#onStored(u)),
       this.d.store.onResync(() => this.#resync(1)),
+      this.d.store.onDelete((key) => this.d.dropped(key)),
     ];
   }
 
@@ -75,7 +78,7 @@ export class StoreFollower {
   #resync(attempt: number): void {
     const d = this.d;
     resyncWithStore({
-      held: d.cache.map,
+      held: d.cache.all(),
       store: d.store,
       clock: d.clock,
       logger: d.logger,

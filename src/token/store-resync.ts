@@ -39,7 +39,7 @@ export async function reconcileWithStore(
  * two values share a version. Expired credentials are not written back.
  */
 export async function resyncWithStore(o: {
-  held: ReadonlyMap<string, StoredCredential>;
+  held: Iterable<[string, StoredCredential]>;
   store: TokenStore;
   clock: Clock;
   logger: Logger;

@@ -34,4 +34,6 @@ export interface TokenManagerOptions {
   events?: RefreshEvents;
   /** Refreshes reports may cause per credential (DEFAULT_REPORT_BUDGET when absent). */
   reportBudget?: ReportBudgetOptions;
+  /** Users' credentials held in L1 at most (DEFAULT_MAX_SUBJECT_ENTRIES when absent). */
+  maxSubjectEntries?: number;
 }

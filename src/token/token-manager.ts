@@ -14,6 +14,7 @@ import { raceAbort } from "../shared/race-abort.js";
 import { type Collaborators, wireCollaborators } from "./collaborators.js";
 import { CredentialCache } from "./credential-cache.js";
 import type { CredentialIntake } from "./credential-intake.js";
+import type { Grants } from "./grants.js";
 import type { InvalidateOptions, InvalidateResult, Invalidation } from "./invalidation.js";
 import { prefetchAccessTokens } from "./prefetch.js";
 import { type RefreshSchedule, versionJitter } from "./refresh-schedule.js";
@@ -44,7 +45,7 @@ export class TokenManager {
   readonly #o: TokenManagerOptions;
   readonly #clock: Clock;
   readonly #rules: RulesBook;
-  readonly #cache = new CredentialCache();
+  readonly #cache: CredentialCache;
   readonly #expiry: ReportedExpiry;
   readonly #intake: CredentialIntake;
   readonly #watchers = new WatchHub<StoredCredential>();
@@ -57,6 +58,7 @@ export class TokenManager {
   constructor(o: TokenManagerOptions) {
     this.#o = o;
     this.#clock = o.clock ?? systemClock;
+    this.#cache = new CredentialCache(o.maxSubjectEntries);
     const jitter = o.jitter ?? versionJitter;
     this.#expiry = new ReportedExpiry(this.#clock, jitter);
     this.#rules = new RulesBook(o.apps, o.policy);
@@ -80,7 +82,11 @@ export class TokenManager {
     this.#invalidation = parts.invalidation;
     this.#follower = parts.follower;
     this.#load = parts.load;
+    this.grants = parts.grants;
   }
+
+  /** Subject kinds' grants (a user's OAuth grant): store from a code exchange, forget. */
+  readonly grants: Grants;
 
   readonly #load: Collaborators["load"];
 
@@ -234,7 +240,7 @@ export class TokenManager {
     return this.#refresher.lastFailure(keyOf(appId, kind, subject))?.message;
   }
 
-  /** Every credential this replica holds in memory (status, metrics). */
+  /** The account-level credentials this replica holds (status, metrics); never users' tokens. */
   held(): Array<{ key: CredentialKey; credential: StoredCredential }> {
     return this.#cache.entries();
   }

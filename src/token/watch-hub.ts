@@ -40,6 +40,11 @@ export class WatchHub<T> {
     }
   }
 
+  /** Ends every watch of `id`: their consumers' `next()` rejects with `reason`. */
+  failOne(id: string, reason: unknown): void {
+    for (const q of this.#subscribers.get(id) ?? []) q.fail(reason);
+  }
+
   /** Number of open watches. */
   get size(): number {
     let n = 0;

@@ -8,6 +8,9 @@ describe("BudgetTable", () => {
       "/cgi-bin/token": 1800,
       "/cgi-bin/stable_token": 400_000,
       "/cgi-bin/ticket/getticket": 1000,
+      // Web OAuth: per-minute limits only, no daily quota.
+      "/sns/oauth2/access_token": null,
+      "/sns/oauth2/refresh_token": null,
       force_refresh: 20,
       clear_quota: 3,
     });

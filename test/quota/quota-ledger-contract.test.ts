@@ -17,6 +17,9 @@ const STABLE = "/cgi-bin/stable_token";
 const TICKET = "/cgi-bin/ticket/getticket";
 const FORCE = "force_refresh";
 const CLEAR = "clear_quota";
+// Web OAuth's endpoints: per-minute limits only, so counted but unmetered.
+const SNS_EXCHANGE = "/sns/oauth2/access_token";
+const SNS_REFRESH = "/sns/oauth2/refresh_token";
 
 let server: RedisServer;
 beforeAll(async () => {
@@ -143,6 +146,8 @@ describe.each(factories)("%s", (_name, open) => {
       [TOKEN, 0, undefined],
       [STABLE, 0, undefined],
       [TICKET, 0, undefined],
+      [SNS_EXCHANGE, 0, undefined],
+      [SNS_REFRESH, 0, undefined],
       [FORCE, 0, undefined],
       [CLEAR, 1, undefined],
     ]);
@@ -293,6 +298,8 @@ describe.each(factories)("%s", (_name, open) => {
       { endpoint: TOKEN, used: 0, budget: 1800 },
       { endpoint: STABLE, used: 0, budget: 400_000 },
       { endpoint: TICKET, used: 0, budget: Number.POSITIVE_INFINITY },
+      { endpoint: SNS_EXCHANGE, used: 0, budget: Number.POSITIVE_INFINITY },
+      { endpoint: SNS_REFRESH, used: 0, budget: Number.POSITIVE_INFINITY },
       { endpoint: FORCE, used: 0, budget: 20 },
       { endpoint: CLEAR, used: 0, budget: 3 },
     ]);
@@ -304,12 +311,14 @@ describe.each(factories)("%s", (_name, open) => {
       { endpoint: TOKEN, used: 3, budget: 1800 },
       { endpoint: STABLE, used: 2, budget: 400_000, blockedUntil: MIDNIGHT },
       { endpoint: TICKET, used: 0, budget: Number.POSITIVE_INFINITY },
+      { endpoint: SNS_EXCHANGE, used: 0, budget: Number.POSITIVE_INFINITY },
+      { endpoint: SNS_REFRESH, used: 0, budget: Number.POSITIVE_INFINITY },
       { endpoint: FORCE, used: 1, budget: 20 },
       { endpoint: CLEAR, used: 0, budget: 3 },
     ]);
     // The next China day: nothing used, the block over.
     expect((await l.usage("app", MIDNIGHT)).map((u) => u.used + (u.blockedUntil ?? 0))).toEqual([
-      0, 0, 0, 0, 0,
+      0, 0, 0, 0, 0, 0, 0,
     ]);
     // And yesterday is still yesterday.
     expect((await l.usage("app", MIDNIGHT - 1))[0]?.used).toBe(3);

@@ -69,13 +69,16 @@ describe("clients are validated once, by the config schema", () => {
       at(1, "': needs apiKeySha256 or tlsIdentity to recognise the client"),
       at(2, `.apps': list the app ids it may use, or ["*"]`),
       at(3, `.apps[0]': "bad/app" is not an app id or "*"`),
-      at(3, ".kinds[1]': expected one of access_token, jsapi_ticket, wx_card_ticket"),
-      at(4, ".permissions[1]': expected one of get, watch, invalidate, admin"),
+      at(
+        3,
+        ".kinds[1]': expected one of access_token, jsapi_ticket, wx_card_ticket, user_access_token",
+      ),
+      at(4, ".permissions[1]': expected one of get, watch, invalidate, admin, oauth"),
       at(5, ".ratePerSecond': expected a number from 0.01 to 100000, got 0"),
       at(5, ".burst': expected a number from 1 to 1000000, got 0.5"),
       at(5, ".maxWatchStreams': expected a whole number from 1 to 100000, got 1.5"),
       at(6, ".kinds': is empty: leave it out to allow every kind"),
-      at(6, ".permissions': expected at least one of get, watch, invalidate, admin"),
+      at(6, ".permissions': expected at least one of get, watch, invalidate, admin, oauth"),
       at(7, ".id': 'anonymous' is reserved for callers when no clients are configured"),
       at(8, ".id': 1-128 printable characters without spaces"),
     ]);
@@ -133,6 +136,8 @@ describe("compilePolicy", () => {
       tlsIdentity: undefined,
       apps: new Set(["shop"]),
       kinds: new Set(["access_token"]),
+      // Users' credentials only where userTokenApps names the app: none here.
+      userTokenApps: new Set(),
       permissions: new Set(["get", "watch"]),
       limits: {
         ratePerSecond: 5,
@@ -157,7 +162,14 @@ describe("compilePolicy", () => {
     const policy = compilePolicy(securityPolicyOf(security("{}")));
     expect(policy.clients).toEqual([]);
     expect(policy.anonymous).toMatchObject({ id: "anonymous", apps: undefined, limits: undefined });
-    expect([...policy.anonymous.permissions]).toEqual(["get", "watch", "invalidate", "admin"]);
+    expect([...policy.anonymous.permissions]).toEqual([
+      "get",
+      "watch",
+      "invalidate",
+      "admin",
+      "oauth",
+    ]);
+    expect(policy.anonymous.userTokenApps).toBeUndefined();
     expect(policy.allow).toEqual([]);
   });
 });

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { num, oneOf, section, text } from "../../shared/schema.js";
+import { DEFAULT_MAX_SUBJECT_ENTRIES } from "../../token/credential-cache.js";
 import { DEFAULT_REPORT_BUDGET } from "../../token/report-budget.js";
 
 export function logSchema() {
@@ -21,6 +22,16 @@ export function auditSchema() {
     return z.NEVER;
   });
   return section({ destination: destination.prefault("stderr") });
+}
+
+/**
+ * The broker's in-memory copy (L1) of users' credentials: at most this many
+ * are kept (least recently used evicted); the store holds the rest.
+ */
+export function cacheSchema() {
+  return section({
+    maxUserTokens: num(1, 100_000_000, true).prefault(DEFAULT_MAX_SUBJECT_ENTRIES),
+  });
 }
 
 /** Refreshes InvalidateToken reports may cause per credential: a burst, then one per refill. */

@@ -4,7 +4,13 @@ import { appsSchema } from "./apps.js";
 import { checkExposure } from "./exposure.js";
 import { corsSchema, listenSchema } from "./listen.js";
 import { metricsSchema, resolveMetrics } from "./metrics.js";
-import { auditSchema, invalidateSchema, logSchema, shutdownSchema } from "./operations.js";
+import {
+  auditSchema,
+  cacheSchema,
+  invalidateSchema,
+  logSchema,
+  shutdownSchema,
+} from "./operations.js";
 import { quotaSchema } from "./quota.js";
 import { refreshSchema } from "./refresh.js";
 import type { ConfigEnvironment } from "./secret.js";
@@ -32,6 +38,7 @@ export function configSchema(environment: ConfigEnvironment) {
     audit: auditSchema(),
     quota: quotaSchema(),
     invalidate: invalidateSchema(),
+    cache: cacheSchema(),
     apps: appsSchema(environment).prefault([]),
   })
     .transform((config) => ({

@@ -14,6 +14,14 @@ export type CasResult =
       readonly current: StoredCredential | undefined;
     };
 
+/** Whether a store keeps what it holds across a restart, as far as it can tell. */
+export interface StoreDurability {
+  /** True when a restart (or failover) of the store keeps every write it acknowledged. */
+  readonly durable: boolean;
+  /** For the operator: what was checked and, when not durable, what to change. */
+  readonly detail: string;
+}
+
 export interface CredentialUpdate {
   readonly key: CredentialKey;
   readonly credential: StoredCredential;
@@ -58,6 +66,29 @@ export interface TokenStore {
    * unsubscribes.
    */
   subscribe(listener: (update: CredentialUpdate) => void): () => void;
+  /**
+   * Deletes the credential if its stored version is still `expectedVersion`
+   * (a grant re-created meanwhile stays); true if it was deleted. Every node
+   * sharing the store then hears of it through `onDelete`. The key's fence
+   * is kept, so a lock holder that started before cannot write it back.
+   */
+  delete(key: CredentialKey, expectedVersion: number): Promise<boolean>;
+  /**
+   * Calls `listener` on every node when a credential was deleted (confirmed
+   * by reading the store, never taken from the notification alone).
+   */
+  onDelete(listener: (key: CredentialKey) => void): () => void;
+  /**
+   * Every stored credential of `kind` (for exports and backups), in no
+   * particular order; values as `get` returns them.
+   */
+  entries(kind: string): AsyncIterable<CredentialUpdate>;
+  /**
+   * Whether this store keeps credentials across its own restart. Grants
+   * (refresh tokens) cannot be re-fetched: the broker says loudly at start
+   * when they would be lost.
+   */
+  durability(): Promise<StoreDurability>;
   /**
    * Calls `listener` when updates may have been missed (the pub/sub link to a
    * shared store was down): subscribers should re-read what they hold.

@@ -1,4 +1,5 @@
 import { Code, type Interceptor } from "@connectrpc/connect";
+import { KINDS } from "../../credentials/index.js";
 import { namedApp } from "../../security/audit-values.js";
 import type { RefusalLog } from "../../security/refusal-log.js";
 import { ruleOf } from "./rules.js";
@@ -35,6 +36,17 @@ export function authorize(refusals: RefusalLog): Interceptor {
           `${who} does not have '${permission}' permission for ${namedApp(app)}; the broker's operator can add the app to the client's apps`,
         );
       }
+    }
+    // Users' credentials need the app in `userTokenApps` besides `apps`.
+    if (
+      kind !== undefined &&
+      client.userTokenApps !== undefined &&
+      KINDS.get(kind)?.subject === "openid" &&
+      !client.userTokenApps.has(app ?? "")
+    ) {
+      throw deny(
+        `${who} may not use users' credentials of ${namedApp(app ?? "")}; the broker's operator can add the app to the client's userTokenApps`,
+      );
     }
     if (client.kinds !== undefined && kind !== undefined && !client.kinds.has(kind)) {
       throw deny(

@@ -1,5 +1,6 @@
 import type { DescMethod } from "@bufbuild/protobuf";
 import { AdminService } from "../../../gen/tokenbroker/v1/admin_service_pb.js";
+import { OAuthService } from "../../../gen/tokenbroker/v1/oauth_service_pb.js";
 import { type TokenKind, TokenService } from "../../../gen/tokenbroker/v1/token_service_pb.js";
 import type { CredentialKind } from "../../core/credential.js";
 import type { Permission } from "../../security/policy.js";
@@ -24,6 +25,14 @@ const RULES: ReadonlyMap<string, MethodRule> = new Map<string, MethodRule>([
   [pathOf(AdminService.method.getStatus), { permission: "admin" }],
   [pathOf(AdminService.method.forceRefresh), { permission: "admin", impliedKind: "access_token" }],
   [pathOf(AdminService.method.clearQuota), { permission: "admin" }],
+  [
+    pathOf(OAuthService.method.exchangeCode),
+    { permission: "oauth", limit: "rate", impliedKind: "user_access_token" },
+  ],
+  [
+    pathOf(OAuthService.method.forgetUser),
+    { permission: "oauth", impliedKind: "user_access_token" },
+  ],
 ]);
 
 /** Any other method (a service added later) needs admin: fail closed. */
