@@ -23,6 +23,7 @@ import { RedisExchangeLedger } from "./store/redis/redis-exchange-ledger.js";
 import { RedisRefreshLock } from "./store/redis/redis-refresh-lock.js";
 import { RedisTokenStore } from "./store/redis/redis-token-store.js";
 import { parseEncryptionKeys, ValueCipher } from "./store/redis/value-cipher.js";
+import { openSqliteStores } from "./store/sqlite/open-sqlite-stores.js";
 
 /** The store with its refresh lock and schedule: cluster-wide for a shared store. */
 export interface StoreBundle {
@@ -76,6 +77,7 @@ export function createStore(
       },
     };
   }
+  if (config.type === "sqlite") return sqliteBundle(config, deps, logger);
   const client = connectRedis(parseRedisUrl(config.url), { connectionName: "token-broker" });
   // ioredis reports every failed reconnect as an "error" event; without a
   // listener it prints each one. One warning a minute is enough to tell the story.
@@ -159,6 +161,44 @@ export function createStore(
       await lock.close();
       await ledger.close();
       await store.close(); // quits the shared client
+    },
+  };
+}
+
+/**
+ * One node on an SQLite file: the credentials and code exchanges are durable
+ * there; the refresh lock, schedule and quota ledger stay in memory, as for
+ * the memory store (one process owns the file; the schedule is planned anew
+ * from the stored credentials at start; the quota count restarts, and
+ * WeChat's own 45009 still stops an over-budget day).
+ */
+function sqliteBundle(
+  config: Extract<StoreConfig, { type: "sqlite" }>,
+  deps: Parameters<typeof createStore>[1],
+  logger: Logger,
+): StoreBundle {
+  const cipher = deps.encryptionKeys?.length
+    ? new ValueCipher(parseEncryptionKeys([...deps.encryptionKeys], "security.encryptionKeys"))
+    : undefined;
+  const sqlite = openSqliteStores({
+    path: config.path,
+    retentionMs: config.retentionMs,
+    clock: deps.clock,
+    logger,
+    cipher,
+    ...(cipher ? { acceptPlaintextUntil: deps.acceptPlaintextUntil } : {}),
+  });
+  const ledger = new MemoryQuotaLedger({ budgets: deps.budgets ?? {}, clock: deps.clock });
+  return {
+    store: sqlite.store,
+    lock: new LocalRefreshLock(),
+    dueQueue: new LocalDueQueue(deps.clock),
+    ledger,
+    exchangeLedger: sqlite.exchangeLedger,
+    ready: async () => {},
+    async close() {
+      await ledger.close();
+      await sqlite.close();
     },
   };
 }

@@ -25,7 +25,25 @@ const redis = strictMapping({
   schedulePollMs: num(50, 60_000).prefault(1000),
 });
 
-/** Where credentials live: in this process (the default), or in Redis shared by replicas. */
+const DAY_MS = 24 * 3_600_000;
+
+/** One node's durable store: an SQLite file this process locks (store/sqlite/). */
+const sqlite = strictMapping({
+  type: z.literal("sqlite"),
+  /** The database file, created with its folder if absent; relative to the working directory. */
+  path: text("a file path").refine(
+    (path) => path !== ":memory:" && !path.startsWith("file:"),
+    "expected a file path (for a store that keeps nothing, use type: memory)",
+  ),
+  /** How long a credential is kept once it can neither be used nor renewed (for diagnosis), then purged. */
+  retentionMs: num(0, 30 * DAY_MS).prefault(DAY_MS),
+});
+
+/**
+ * Where credentials live: in this process (the default, kept nothing across
+ * a restart), in an SQLite file (one node, durable), or in Redis shared by
+ * replicas.
+ */
 export function storeSchema() {
-  return tagged("type", "memory", [memory, redis]);
+  return tagged("type", "memory", [memory, sqlite, redis]);
 }
