@@ -71,6 +71,8 @@ export async function startReplicas(
     emulator?: Omit<EmulatorOptions, "clock" | "apps" | "tokenLifetimeSeconds">;
     /** Refreshes reports may cause per credential (the manager's default when absent). */
     reportBudget?: ReportBudgetOptions;
+    /** The Redis key prefix (a fresh random one when absent): replicas restarted onto an earlier cluster's data. */
+    prefix?: string;
   } = {},
 ): Promise<ReplicaHarness> {
   const clock = new FakeClock();
@@ -90,7 +92,7 @@ export async function startReplicas(
     tokenMode: a.tokenMode ?? "classic",
     prefetch: false,
   }));
-  const prefix = `t-${randomUUID().slice(0, 8)}`;
+  const prefix = options.prefix ?? `t-${randomUUID().slice(0, 8)}`;
   const replicas: Replica[] = [];
   const { wrapLock } = options;
   for (let i = 0; i < n; i++) {
