@@ -181,6 +181,7 @@ export function createObservability(o: {
       );
       const tick = async () => {
         metrics.watchers(manager.watcherCount);
+        metrics.userTokensHeld(manager.userTokensHeld);
         const next: QuotaSample[] = [];
         for (const app of apps.all()) {
           const usage = await ledger.usage(app.id, o.clock.now()).catch(() => []);

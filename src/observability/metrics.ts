@@ -43,6 +43,7 @@ export class BrokerMetrics {
   readonly #breakerState: Gauge<"app" | "endpoint">;
   readonly #breakerTransitions: Counter<"app" | "endpoint" | "to">;
   readonly #watchStreams: Gauge;
+  readonly #userTokensHeld: Gauge;
   readonly #refreshes: Counter<"app" | "kind" | "outcome">;
   readonly #lockWait: Histogram<"acquired">;
   readonly #alerts: Counter<"alert" | "state">;
@@ -96,6 +97,12 @@ export class BrokerMetrics {
     this.#watchStreams = new Gauge({
       name: "tokenbroker_watch_streams",
       help: "Open WatchToken streams",
+      registers,
+    });
+    // A count only: an openid is never a label.
+    this.#userTokensHeld = new Gauge({
+      name: "tokenbroker_user_tokens_held",
+      help: "Users' tokens held in this replica's memory (bounded by cache.maxUserTokens)",
       registers,
     });
     this.#refreshes = new Counter({
@@ -174,6 +181,10 @@ export class BrokerMetrics {
   /** The number of open WatchToken streams. */
   watchers(n: number): void {
     this.#watchStreams.set(n);
+  }
+
+  userTokensHeld(n: number): void {
+    this.#userTokensHeld.set(n);
   }
 
   refreshOutcome(app: string, kind: string, outcome: RefreshOutcome): void {

@@ -277,6 +277,11 @@ export class TokenManager {
   }
 
   /** Number of open watches, for metrics and tests. */
+  /** Users' tokens held in L1 (at most cache.maxUserTokens). */
+  get userTokensHeld(): number {
+    return this.#cache.subjectCount;
+  }
+
   get watcherCount(): number {
     return this.#watchers.size;
   }

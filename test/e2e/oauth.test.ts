@@ -7,6 +7,7 @@ import { OAuthService } from "../../gen/tokenbroker/v1/oauth_service_pb.js";
 import { TokenKind, TokenService } from "../../gen/tokenbroker/v1/token_service_pb.js";
 import { type BrokerHarness, startBrokerHarness } from "../helpers/broker-harness.js";
 import { FakeClock } from "../helpers/fake-clock.js";
+import { logSink } from "../helpers/log-sink.js";
 
 /**
  * Users' web OAuth grants (issue 11) through the whole broker, over real
@@ -25,8 +26,11 @@ afterEach(async () => {
   h = undefined;
 });
 
-async function start(clock?: FakeClock) {
-  h = await startBrokerHarness([APP], 1000, clock ? { clock } : {});
+async function start(
+  clock?: FakeClock,
+  more: Omit<Parameters<typeof startBrokerHarness>[2], "clock"> = {},
+) {
+  h = await startBrokerHarness([APP], 1000, { ...more, ...(clock ? { clock } : {}) });
   // Connect's gRPC client decodes grpc-status-details-bin into error details.
   const transport = createGrpcTransport({ baseUrl: `http://${h.grpcAddress}` });
   return {
@@ -216,5 +220,40 @@ describe("ForgetUser", () => {
     expect((await oauth.forgetUser({ appId: APP.id, openid: "o-user-5" })).forgotten).toBe(false);
     const err = await failure(tokens.getToken(req));
     expect(reason(err)).toBe("REAUTHORIZE");
+  });
+});
+
+describe("memory and durability", () => {
+  it("holds at most cache.maxUserTokens users' tokens in memory; the rest are read from the store, not re-fetched", async () => {
+    const { oauth, tokens, mint, calls, harness } = await start(undefined, {
+      config: { cache: { maxUserTokens: 5 } },
+    });
+    const users = Array.from({ length: 12 }, (_, i) => `o-lru-${i}`);
+    const values = new Map<string, string | undefined>();
+    for (const openid of users) {
+      const g = await oauth.exchangeCode({ appId: APP.id, code: mint(openid) });
+      values.set(openid, g.token?.value);
+    }
+    expect(harness.broker.manager.userTokensHeld).toBeLessThanOrEqual(5);
+    for (const openid of users) {
+      const got = await tokens.getToken({
+        appId: APP.id,
+        kind: TokenKind.USER_ACCESS_TOKEN,
+        subject: openid,
+      });
+      expect(got.token?.value).toBe(values.get(openid));
+    }
+    expect(harness.broker.manager.userTokensHeld).toBeLessThanOrEqual(5);
+    expect(calls(REFRESH)).toBe(0);
+  });
+
+  it("says loudly at start that the memory store loses users' grants on restart", async () => {
+    const sink = logSink();
+    const { harness } = await start(undefined, { logger: sink.logger });
+    const line = sink.lines().find((l) => String(l.msg).startsWith("STORE IS NOT DURABLE"));
+    expect(line).toMatchObject({ level: "error", apps: ["web"] });
+    expect(harness.broker.observability.alerts.active().map((a) => a.name)).toContain(
+      "store_not_durable",
+    );
   });
 });
