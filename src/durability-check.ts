@@ -7,8 +7,10 @@ import type { AppRegistry } from "./token/app.js";
  * Grants (users' refresh tokens) cannot be re-fetched: a store that loses
  * them on restart logs every user out. At start, when any configured app
  * can hold grants, the store is asked whether it persists; when it cannot
- * promise it, the broker says so loudly (an error line and a critical
- * alert), and keeps serving.
+ * promise it, the broker says so loudly (an error line), and keeps serving.
+ * The critical alert waits for the first grant actually held
+ * ({@link grantAtRisk}): a broker nobody authorizes users through has
+ * nothing to lose.
  */
 export async function checkGrantDurability(d: {
   readonly store: TokenStore;
@@ -35,14 +37,18 @@ export async function checkGrantDurability(d: {
     "STORE IS NOT DURABLE: users' grants (refresh tokens) held by this broker are lost when the store restarts, " +
       "and those users must authorize again",
   );
-  await d.alerts.raise(
+  return durability;
+}
+
+/** A grant was stored on a store that cannot keep it: a critical alert (once while active). */
+export function grantAtRisk(alerts: AlertManager, durability: StoreDurability): void {
+  void alerts.raise(
     { name: "store_not_durable" },
     {
       severity: "critical",
       summary:
-        "the credential store does not persist: users' OAuth grants would be lost on its restart",
-      details: { apps: holders.length, detail: durability.detail },
+        "users' OAuth grants are held in a store that does not persist: they are lost on its restart",
+      details: { detail: durability.detail },
     },
   );
-  return durability;
 }

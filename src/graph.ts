@@ -1,10 +1,11 @@
 import type { BrokerConfig, StoreConfig, WebhookConfig } from "./config/config.js";
 import type { KindRegistry } from "./core/kind-registry.js";
 import type { RefreshLock } from "./core/ports/refresh-lock.js";
+import type { StoreDurability } from "./core/ports/token-store.js";
 import { createStore, type StoreBundle } from "./create-store.js";
 import { createOAuthClient } from "./credentials/wechat/oauth-client.js";
 import { createWechatClient, type WechatClient } from "./credentials/wechat/wechat-client.js";
-import { checkGrantDurability } from "./durability-check.js";
+import { checkGrantDurability, grantAtRisk } from "./durability-check.js";
 import { CodeExchange } from "./oauth/code-exchange.js";
 import {
   type BrokerObservability,
@@ -157,7 +158,11 @@ export function buildCore(settings: CoreSettings, deps: CoreDeps): BrokerCore {
     logger: logger.child({ component: "oauth" }),
     // Longer than any upstream call, so a live holder never loses its claim.
     claimTtlMs: settings.upstream.timeoutMs * 2 + 5_000,
+    onGrantStored: () => {
+      if (durability && !durability.durable) grantAtRisk(observability.alerts, durability);
+    },
   });
+  let durability: StoreDurability | undefined;
 
   let closing: Promise<void> | undefined;
   return {
@@ -172,7 +177,7 @@ export function buildCore(settings: CoreSettings, deps: CoreDeps): BrokerCore {
     oauth,
     async start() {
       await stores.ready();
-      await checkGrantDurability({
+      durability = await checkGrantDurability({
         store: stores.store,
         apps,
         alerts: observability.alerts,

@@ -46,6 +46,8 @@ export interface CodeExchangeDeps {
   readonly claimTtlMs: number;
   /** How often a caller waiting for another's exchange looks again. */
   readonly pollMs?: number;
+  /** Called after each grant stored (the broker alerts when its store cannot keep grants). */
+  readonly onGrantStored?: () => void;
 }
 
 /**
@@ -168,6 +170,7 @@ export class CodeExchange {
         { app: account.id, openid: grant.openid, version: credential.version },
         "user authorized: grant stored",
       );
+      this.d.onGrantStored?.();
       return {
         ok: true,
         openid: grant.openid,

@@ -1,3 +1,6 @@
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
@@ -247,13 +250,44 @@ describe("memory and durability", () => {
     expect(calls(REFRESH)).toBe(0);
   });
 
-  it("says loudly at start that the memory store loses users' grants on restart", async () => {
+  it("says loudly at start that the memory store loses users' grants, and alerts once a grant is held there", async () => {
     const sink = logSink();
-    const { harness } = await start(undefined, { logger: sink.logger });
+    const { harness, oauth, mint } = await start(undefined, { logger: sink.logger });
     const line = sink.lines().find((l) => String(l.msg).startsWith("STORE IS NOT DURABLE"));
     expect(line).toMatchObject({ level: "error", apps: ["web"] });
-    expect(harness.broker.observability.alerts.active().map((a) => a.name)).toContain(
-      "store_not_durable",
-    );
+    const alerts = () => harness.broker.observability.alerts.active().map((a) => a.name);
+    expect(alerts()).not.toContain("store_not_durable");
+    await oauth.exchangeCode({ appId: APP.id, code: mint("o-at-risk") });
+    expect(alerts()).toContain("store_not_durable");
+  });
+});
+
+describe("a single node on the embedded durable store (sqlite)", () => {
+  it("keeps every grant and version across a restart of the broker", async () => {
+    const path = join(mkdtempSync(join(tmpdir(), "broker-oauth-")), "broker.db");
+    const store = { store: { type: "sqlite", path } };
+    const sink = logSink();
+    const first = await start(undefined, { config: store, logger: sink.logger });
+    expect(sink.text()).not.toContain("STORE IS NOT DURABLE");
+    const users = Array.from({ length: 10 }, (_, i) => `o-sqlite-${i}`);
+    const before = new Map<string, { value?: string; version?: bigint }>();
+    for (const openid of users) {
+      const g = await first.oauth.exchangeCode({ appId: APP.id, code: first.mint(openid) });
+      before.set(openid, { value: g.token?.value, version: g.token?.version });
+    }
+    await h?.close();
+    h = undefined;
+
+    const second = await start(undefined, { config: store });
+    for (const openid of users) {
+      const got = await second.tokens.getToken({
+        appId: APP.id,
+        kind: TokenKind.USER_ACCESS_TOKEN,
+        subject: openid,
+      });
+      expect({ value: got.token?.value, version: got.token?.version }).toEqual(before.get(openid));
+    }
+    expect(second.calls(REFRESH)).toBe(0);
+    expect(second.calls(EXCHANGE)).toBe(0);
   });
 });
