@@ -7,7 +7,7 @@ import type { AppRegistry } from "./token/app.js";
  * Grants (users' refresh tokens) cannot be re-fetched: a store that loses
  * them on restart logs every user out. At start, when any configured app
  * can hold grants, the store is asked whether it persists; when it cannot
- * promise it, the broker says so loudly (an error line), and keeps serving.
+ * promise it, the broker says so loudly (a warning in capitals), and keeps serving.
  * The critical alert waits for the first grant actually held
  * ({@link grantAtRisk}): a broker nobody authorizes users through has
  * nothing to lose.
@@ -32,7 +32,8 @@ export async function checkGrantDurability(d: {
     d.logger.info({ detail: durability.detail }, "store keeps grants across restarts");
     return durability;
   }
-  d.logger.error(
+  // Loud as the broker's other start-up warnings (NO AUTHENTICATION): capitals, every start.
+  d.logger.warn(
     { apps: holders, detail: durability.detail },
     "STORE IS NOT DURABLE: users' grants (refresh tokens) held by this broker are lost when the store restarts, " +
       "and those users must authorize again",

@@ -254,7 +254,7 @@ describe("memory and durability", () => {
     const sink = logSink();
     const { harness, oauth, mint } = await start(undefined, { logger: sink.logger });
     const line = sink.lines().find((l) => String(l.msg).startsWith("STORE IS NOT DURABLE"));
-    expect(line).toMatchObject({ level: "error", apps: ["web"] });
+    expect(line).toMatchObject({ level: "warn", apps: ["web"] });
     const alerts = () => harness.broker.observability.alerts.active().map((a) => a.name);
     expect(alerts()).not.toContain("store_not_durable");
     await oauth.exchangeCode({ appId: APP.id, code: mint("o-at-risk") });
