@@ -84,9 +84,10 @@ export function intercepted(
       stream,
     ) as unknown as TaggedRequest;
     const res = await run(state.request);
-    if (res !== state.response) {
-      copyHeaders(res.header, ctx.responseHeader);
-      copyHeaders(res.trailer, ctx.responseTrailer);
+    if (res !== state.response && !derivedFrom(res, state.response)) {
+      // Absent on a response spread from ours (getters are not copied): the call's own.
+      copyHeaders(res.header as Headers | undefined, ctx.responseHeader);
+      copyHeaders(res.trailer as Headers | undefined, ctx.responseTrailer);
     }
     return res.message;
   };
@@ -124,23 +125,27 @@ class GrpcRequest {
 }
 
 /**
- * The connect response interceptors see. Its headers are plain fields (two
- * empty `Headers` cost less than getters would), so `{ ...res, message }`, as
- * stream-wrapping interceptors write it, keeps them.
+ * The connect response interceptors see. Its headers are the call's, built
+ * only when read (prototype getters: no closures, and an idle stream holds no
+ * empty Headers). Stream-wrapping interceptors derive from it
+ * (`onStreamEnd`) instead of spreading it; one that spreads loses the
+ * getters, and the call's headers are used (see `intercepted`).
  */
 class GrpcResponse {
   readonly service: DescMethod["parent"];
-  readonly header: Headers;
-  readonly trailer: Headers;
   constructor(
-    ctx: GrpcCallContext,
+    private readonly ctx: GrpcCallContext,
     readonly method: DescMethod,
     readonly message: unknown,
     readonly stream: boolean,
   ) {
     this.service = method.parent;
-    this.header = ctx.responseHeader;
-    this.trailer = ctx.responseTrailer;
+  }
+  get header(): Headers {
+    return this.ctx.responseHeader;
+  }
+  get trailer(): Headers {
+    return this.ctx.responseTrailer;
   }
 }
 
@@ -174,9 +179,19 @@ function contextFor(state: CallState, req: AnyRequest): HandlerContext {
   };
 }
 
+/** `res` is ours with only its message replaced (onStreamEnd): its headers are the call's. */
+function derivedFrom(res: AnyResponse, ours: AnyResponse | undefined): boolean {
+  return (
+    ours !== undefined &&
+    Object.prototype.isPrototypeOf.call(ours, res) &&
+    !Object.hasOwn(res, "header") &&
+    !Object.hasOwn(res, "trailer")
+  );
+}
+
 /** As connect does when an interceptor's response brings headers of its own. */
-function copyHeaders(from: Headers, to: Headers): void {
-  if (from === to) return;
+function copyHeaders(from: Headers | undefined, to: Headers): void {
+  if (from === undefined || from === to) return;
   for (const key of [...to.keys()]) to.delete(key);
   for (const [key, value] of from) to.set(key, value);
 }

@@ -26,10 +26,13 @@ export function onStreamEnd(
   start: () => (outcome: unknown) => void,
 ): StreamResponse {
   const source = res.message;
-  return {
-    ...res,
-    message: observeStream(() => ({ source, end: start() }), CANCELED),
-  };
+  const message = observeStream(() => ({ source, end: start() }), CANCELED);
+  // A plain response (connect-node's) is spread, as connect does. A class
+  // instance (the gRPC port's, whose header and trailer are getters building
+  // Headers only when read) is derived from instead: a spread would build
+  // two empty Headers for every idle stream.
+  if (Object.getPrototypeOf(res) === Object.prototype) return { ...res, message };
+  return Object.create(res, { message: { value: message, enumerable: true } }) as StreamResponse;
 }
 
 /** An outcome as audit lines and metrics name it: "ok", "permission_denied", ... */
