@@ -1,4 +1,5 @@
-import { type CredentialKey, keyId } from "../core/credential.js";
+import { LRUCache } from "lru-cache";
+import { type CredentialKey, keyId, parseKeyId } from "../core/credential.js";
 import type { Clock } from "../shared/clock.js";
 import type { BrokerError } from "../shared/errors.js";
 
@@ -8,34 +9,56 @@ import type { BrokerError } from "../shared/errors.js";
  * it is down or rejecting the config), and the last failure until a success
  * (status and serve-stale reporting).
  */
+/** Failures remembered for users' credentials at most: a client asking for random openids must not grow memory. */
+const MAX_SUBJECT_FAILURES = 10_000;
+
+type Hold = { error: BrokerError; until: number };
+type Last = { at: number; message: string };
+
 export class RefreshFailures {
-  readonly #holds = new Map<string, { error: BrokerError; until: number }>();
-  readonly #last = new Map<string, { at: number; message: string }>();
+  readonly #holds = new Map<string, Hold>();
+  readonly #last = new Map<string, Last>();
+  readonly #subjectHolds = new LRUCache<string, Hold>({ max: MAX_SUBJECT_FAILURES });
+  readonly #subjectLast = new LRUCache<string, Last>({ max: MAX_SUBJECT_FAILURES });
 
   constructor(private readonly clock: Clock) {}
 
   /** The error new runs of `id` fail with while its hold lasts; an ended hold is dropped. */
   holding(id: string): BrokerError | undefined {
-    const held = this.#holds.get(id);
+    const subject = parseKeyId(id)?.subject !== undefined;
+    const held = subject ? this.#subjectHolds.get(id) : this.#holds.get(id);
     if (!held) return undefined;
     if (this.clock.now() < held.until) return held.error;
-    this.#holds.delete(id);
+    if (subject) this.#subjectHolds.delete(id);
+    else this.#holds.delete(id);
     return undefined;
   }
 
   /** A failed fetch: hold new runs for `holdMs` and remember the error. */
   failed(key: CredentialKey, error: BrokerError, holdMs: number): void {
-    this.#holds.set(keyId(key), { error, until: this.clock.now() + holdMs });
-    this.#last.set(keyId(key), { at: this.clock.now(), message: error.message });
+    const id = keyId(key);
+    const hold = { error, until: this.clock.now() + holdMs };
+    const last = { at: this.clock.now(), message: error.message };
+    if (key.subject === undefined) {
+      this.#holds.set(id, hold);
+      this.#last.set(id, last);
+    } else {
+      this.#subjectHolds.set(id, hold);
+      this.#subjectLast.set(id, last);
+    }
   }
 
   /** A fetch answered: the hold and the last failure end. */
   succeeded(key: CredentialKey): void {
-    this.#holds.delete(keyId(key));
-    this.#last.delete(keyId(key));
+    const id = keyId(key);
+    this.#holds.delete(id);
+    this.#last.delete(id);
+    this.#subjectHolds.delete(id);
+    this.#subjectLast.delete(id);
   }
 
-  last(key: CredentialKey): { at: number; message: string } | undefined {
-    return this.#last.get(keyId(key));
+  last(key: CredentialKey): Last | undefined {
+    const id = keyId(key);
+    return key.subject === undefined ? this.#last.get(id) : this.#subjectLast.get(id);
   }
 }

@@ -1,3 +1,4 @@
+import { LRUCache } from "lru-cache";
 import type { Clock } from "../shared/clock.js";
 import { TokenBucket } from "../shared/token-bucket.js";
 
@@ -23,7 +24,9 @@ export const DEFAULT_REPORT_BUDGET: ReportBudgetOptions = Object.freeze({
  * Per process: replicas each keep their own.
  */
 export class ReportBudget {
-  readonly #buckets = new Map<string, TokenBucket>();
+  // Bounded: reports about millions of users' tokens must not grow memory. An
+  // evicted bucket (not reported on for a long while) starts full again.
+  readonly #buckets = new LRUCache<string, TokenBucket>({ max: 100_000 });
 
   constructor(
     private readonly o: ReportBudgetOptions,
