@@ -12,6 +12,8 @@ import { brokerTransport, type ConnectionOptions } from "./connection.js";
 export interface ClientOptions extends ConnectionOptions {
   app: string;
   kind: string;
+  /** The user's openid for a user's kind (user_access_token); empty for app-level kinds. */
+  subject: string;
   /** Print the credential itself; by default only its fingerprint. */
   reveal: boolean;
   /** Per-call deadline. */
@@ -25,6 +27,7 @@ function connect(o: ClientOptions) {
   return {
     client: createClient(TokenService, brokerTransport(o)),
     kind: spec.protoNumber as TokenKind,
+    subject: o.subject,
   };
 }
 
@@ -38,28 +41,32 @@ function describe(
   return JSON.stringify({
     app: token.appId,
     kind: KINDS.byProto(token.kind)?.name,
+    ...(token.subject ? { subject: token.subject } : {}),
     version: token.version.toString(),
     fingerprint: token.fingerprint,
     expiresAt: token.expiresAt ? timestampDate(token.expiresAt).toISOString() : undefined,
     expiresIn: Number(token.expiresIn),
     fetchedAt: token.fetchedAt ? timestampDate(token.fetchedAt).toISOString() : undefined,
+    ...(token.refreshExpiresAt
+      ? { refreshExpiresAt: timestampDate(token.refreshExpiresAt).toISOString() }
+      : {}),
     ...(reveal ? { value: token.value } : {}),
     ...extra,
   });
 }
 
 export async function getCommand(o: ClientOptions): Promise<void> {
-  const { client, kind } = connect(o);
-  const res = await client.getToken({ appId: o.app, kind }, { timeoutMs: o.timeoutMs });
+  const { client, kind, subject } = connect(o);
+  const res = await client.getToken({ appId: o.app, kind, subject }, { timeoutMs: o.timeoutMs });
   console.log(describe(res.token, o.reveal));
 }
 
 export async function invalidateCommand(
   o: ClientOptions & { value: string; errcode: number },
 ): Promise<void> {
-  const { client, kind } = connect(o);
+  const { client, kind, subject } = connect(o);
   const res = await client.invalidateToken(
-    { appId: o.app, kind, rejectedValue: o.value, errcode: o.errcode },
+    { appId: o.app, kind, subject, rejectedValue: o.value, errcode: o.errcode },
     { timeoutMs: o.timeoutMs },
   );
   console.log(
@@ -72,11 +79,12 @@ export async function invalidateCommand(
 
 /** Prints every version until interrupted; exits non-zero if the stream fails. */
 export async function watchCommand(o: ClientOptions): Promise<void> {
-  const { client, kind } = connect(o);
+  const { client, kind, subject } = connect(o);
   const abort = new AbortController();
   process.once("SIGINT", () => abort.abort());
   try {
-    for await (const res of client.watchToken({ appId: o.app, kind }, { signal: abort.signal })) {
+    const stream = client.watchToken({ appId: o.app, kind, subject }, { signal: abort.signal });
+    for await (const res of stream) {
       const previous = res.previousValidUntil
         ? timestampDate(res.previousValidUntil).toISOString()
         : undefined;

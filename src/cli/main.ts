@@ -1,52 +1,30 @@
 import { parseArgs } from "node:util";
-import { Code, ConnectError } from "@connectrpc/connect";
-import { ConfigError } from "../config/config.js";
 import { hashApiKey } from "../security/index.js";
 import { clearQuotaCommand, forceRefreshCommand, statusCommand } from "./admin-commands.js";
 import { getCommand, invalidateCommand, watchCommand } from "./client-commands.js";
-import { API_KEY_ENV, ConnectionFlagError, connectionFrom } from "./connection.js";
+import { API_KEY_ENV, connectionFrom } from "./connection.js";
 import { demo } from "./demo.js";
 import { runEmulator } from "./emulator-command.js";
+import { reportFailure, UsageError } from "./failure.js";
+import { exportGrants, importGrants } from "./grants-commands.js";
+import { exchangeCommand, forgetCommand } from "./oauth-commands.js";
+import { PASSPHRASE_ENV, readPassphrase } from "./passphrase.js";
 import { serve } from "./serve.js";
+import { USAGE } from "./usage.js";
 
-const USAGE = `token-broker: the central WeChat token server
-
-Usage:
-  token-broker serve --config FILE          run the broker (or set TOKEN_BROKER_CONFIG)
-  token-broker demo [--grpc HOST:PORT] [--connect HOST:PORT] [--token-lifetime SECONDS]
-                                            in-memory store + built-in WeChat emulator, app "demo"
-  token-broker emulator [--host H] [--port N] [--app APPID:SECRET ...] [--token-lifetime SECONDS]
-                                            the WeChat credential API emulator alone
-  token-broker get        --app ID [--kind KIND] [--addr HOST:PORT] [--reveal]
-  token-broker watch      --app ID [--kind KIND] [--addr HOST:PORT] [--reveal]
-  token-broker invalidate --app ID --value VALUE [--errcode N] [--kind KIND] [--addr HOST:PORT]
-  token-broker status [--app ID] [--addr HOST:PORT]         credentials, quota, circuits, alerts
-  token-broker force-refresh --app ID --reason TEXT          a stable token leaked: new one now (audited)
-  token-broker clear-quota   --app ID --reason TEXT          WeChat clear_quota/v2 after 45009 (audited)
-  token-broker hash-key < key-file                            SHA-256 of an API key, for security.clients
-
-KIND is access_token (default), jsapi_ticket or wx_card_ticket. --addr defaults to
-127.0.0.1:50051. get/watch print the credential's fingerprint; --reveal adds its value.
-
-Connecting (get, watch, invalidate, status, force-refresh, clear-quota):
-  --api-key-file FILE   send the API key in FILE as authorization: Bearer (or set ${API_KEY_ENV});
-                        there is no --api-key flag: shell history and ps would keep the key
-  --tls                 connect over TLS (implied by --ca and --cert)
-  --ca FILE             PEM CA bundle to verify the broker's certificate (default: system CAs)
-  --cert FILE --key FILE  client certificate and key (mutual TLS)
-`;
+/** Commands with subcommands: `oauth exchange`, `grants export`, … */
+const GROUPS: Readonly<Record<string, readonly string[]>> = {
+  oauth: ["exchange", "forget"],
+  grants: ["export", "import"],
+};
 
 async function main(argv: string[]): Promise<void> {
-  const [command, ...rest] = argv;
+  const [command, rest] = commandOf(argv);
   if (command === "--help" || command === "-h") {
     process.stdout.write(USAGE);
     return;
   }
-  if (rest.some((arg) => arg === "--api-key" || arg.startsWith("--api-key="))) {
-    throw new UsageError(
-      `there is no --api-key flag: a key on the command line stays in shell history and the process list; use --api-key-file FILE or ${API_KEY_ENV}`,
-    );
-  }
+  refuseSecretFlags(rest);
   const { values } = parseArgs({
     args: rest,
     allowPositionals: false,
@@ -62,6 +40,12 @@ async function main(argv: string[]): Promise<void> {
       port: { type: "string", default: "9001" },
       app: { type: "string", multiple: true, default: [] },
       kind: { type: "string", default: "access_token" },
+      subject: { type: "string", default: "" },
+      code: { type: "string" },
+      openid: { type: "string" },
+      out: { type: "string" },
+      in: { type: "string" },
+      "passphrase-file": { type: "string" },
       addr: { type: "string", default: "127.0.0.1:50051" },
       reveal: { type: "boolean", default: false },
       value: { type: "string" },
@@ -84,6 +68,7 @@ async function main(argv: string[]): Promise<void> {
     ...connection(),
     app: single(values.app, "--app"),
     kind: values.kind,
+    subject: values.subject,
     reveal: values.reveal,
     timeoutMs: int(values.timeout, "--timeout"),
   });
@@ -119,6 +104,33 @@ async function main(argv: string[]): Promise<void> {
         errcode: int(values.errcode, "--errcode"),
       });
     }
+    case "oauth exchange":
+    case "oauth forget": {
+      const o = {
+        ...connection(),
+        app: single(values.app, "--app"),
+        timeoutMs: int(values.timeout, "--timeout"),
+      };
+      if (command === "oauth forget")
+        return forgetCommand({ ...o, openid: required(values.openid, "--openid") });
+      return exchangeCommand({
+        ...o,
+        code: required(values.code, "--code"),
+        reveal: values.reveal,
+      });
+    }
+    case "grants export":
+    case "grants import": {
+      const action = command === "grants export" ? "export" : "import";
+      const o = {
+        configPath: required(values.config, "--config"),
+        env: process.env,
+        passphrase: readPassphrase(values["passphrase-file"], process.env, action),
+      };
+      return action === "export"
+        ? exportGrants({ ...o, out: required(values.out, "--out") })
+        : importGrants({ ...o, in: required(values.in, "--in") });
+    }
     case "status":
       return statusCommand({
         ...connection(),
@@ -151,11 +163,37 @@ async function main(argv: string[]): Promise<void> {
       process.stdout.write(USAGE);
       return;
     default:
+      if (command && GROUPS[command])
+        throw new UsageError(`${command} needs one of: ${GROUPS[command].join(", ")}`);
       throw new UsageError(`unknown command '${command}'`);
   }
 }
 
-class UsageError extends Error {}
+/** The command, joined with its subcommand for the groups, and the rest of the arguments. */
+function commandOf(argv: string[]): [string | undefined, string[]] {
+  const [command, sub, ...rest] = argv;
+  if (command !== undefined && sub !== undefined && GROUPS[command]?.includes(sub))
+    return [`${command} ${sub}`, rest];
+  return [command, argv.slice(1)];
+}
+
+/** Keys and passphrases never come from the command line: shell history and ps keep it. */
+function refuseSecretFlags(args: string[]): void {
+  const has = (flag: string) => args.some((a) => a === flag || a.startsWith(`${flag}=`));
+  if (has("--api-key"))
+    throw new UsageError(
+      `there is no --api-key flag: a key on the command line stays in shell history and the process list; use --api-key-file FILE or ${API_KEY_ENV}`,
+    );
+  if (has("--passphrase"))
+    throw new UsageError(
+      `there is no --passphrase flag: a passphrase on the command line stays in shell history and the process list; use --passphrase-file FILE or ${PASSPHRASE_ENV}`,
+    );
+}
+
+function required(value: string | undefined, flag: string): string {
+  if (!value) throw new UsageError(`${flag} is required`);
+  return value;
+}
 
 function int(v: string, flag: string): number {
   const n = Number(v);
@@ -170,22 +208,5 @@ function single(list: string[], flag: string): string {
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {
-  if (err instanceof ConnectionFlagError) {
-    process.stderr.write(`token-broker: ${err.message}\n`);
-    process.exit(2);
-  }
-  if (err instanceof UsageError || (err instanceof TypeError && "code" in err)) {
-    process.stderr.write(`token-broker: ${err.message}\n\n${USAGE}`);
-    process.exit(2);
-  }
-  if (err instanceof ConfigError) {
-    process.stderr.write(`token-broker: invalid configuration: ${err.message}\n`);
-    process.exit(2);
-  }
-  if (err instanceof ConnectError) {
-    process.stderr.write(`token-broker: ${Code[err.code]}: ${err.rawMessage}\n`);
-    process.exit(1);
-  }
-  process.stderr.write(`token-broker: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exit(1);
+  process.exit(reportFailure(err));
 });
