@@ -106,6 +106,7 @@ function selfCheck(dir: string, flag: string): void {
     "redis:*.monitor:1", // SET with the value in the key
     "redis:*.monitor:3", // value in the id argument of the CAS script
     "redis:*.monitor:5", // value in the channel of an update message
+    "redis:*.monitor:10", // value as the owner of a code exchange's record
   ].sort();
   const ok =
     child.status === 0 &&
@@ -123,8 +124,9 @@ function selfCheck(dir: string, flag: string): void {
 /**
  * Records a fresh fake token and writes it into a log line and into MONITOR
  * lines: where it leaks (a key, a script argument other than the value, a
- * channel) and where the Redis rule allows it (the credential value or state
- * in the script and the hash, the value in the update message). Returns the value.
+ * channel, an exchange record's owner) and where the Redis rule allows it (the
+ * credential value or state in the script and the hash, the value in the
+ * update message, an exchange's outcome). Returns the value.
  */
 function plantLeak(dir: string, label: string): string {
   const value = `9_${label}-${Math.random().toString(36).slice(2)}${"x".repeat(40)}`;
@@ -139,6 +141,11 @@ function plantLeak(dir: string, label: string): string {
   });
   const lua = luaScripts("credential").find((s) => s.name === "casCredential")?.lua ?? "";
   const cas = createHash("sha1").update(lua).digest("hex");
+  // A code exchange's record as MONITOR quotes it (backslashes and quotes escaped).
+  const exchange = (owner: string, outcome: string) =>
+    `"${JSON.stringify({ state: "settled", owner, outcome })
+      .replace(/\\/g, "\\\\")
+      .replace(/"/g, '\\"')}"`;
   const monitor = [
     `+1.0 [0 127.0.0.1:1] "SET" "p:${value}" "1"`,
     `+1.0 [0 127.0.0.1:1] "evalsha" "${cas}" "1" "p:{a/access_token}:cred" "p:updates" "a/access_token" "0" "1" "${value}" "1" "2" "" "9"`,
@@ -149,6 +156,9 @@ function plantLeak(dir: string, label: string): string {
     // A kind's state where the store keeps it: the CAS script's state argument and the hash field.
     `+1.0 [0 127.0.0.1:1] "evalsha" "${cas}" "1" "p:{a/k/o1}:cred" "p:updates" "a/k/o1" "0" "1" "x" "1" "2" "3" "" "9" "${value}"`,
     `+1.0 [0 lua] "HSET" "p:{a/k/o1}:cred" "value" "x" "state" "${value}"`,
+    // A code exchange's outcome holds the user's token where the ledger keeps it; its owner must not.
+    `+1.0 [0 127.0.0.1:1] "SET" "p:oauth-exchange:AbCdEf0123456789_x" ${exchange("client-1", JSON.stringify({ ok: true, credential: { value } }))} "PX" "300000"`,
+    `+1.0 [0 127.0.0.1:1] "SET" "p:oauth-exchange:AbCdEf0123456789_x" ${exchange(value, "{}")} "PX" "300000"`,
   ];
   writeFileSync(join(dir, `redis-0-${pid}-0.monitor`), `${monitor.join("\r\n")}\r\n`, {
     flag: "a",

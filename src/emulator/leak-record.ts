@@ -5,7 +5,7 @@ import { join } from "node:path";
  * TEST HOOK, off by default: the suite-wide leak scan
  * (test/leak-scan.global-setup.ts) sets this variable to a run directory.
  * While it is set, the emulator appends every AppSecret it is configured
- * with and every access token and ticket value it issues to
+ * with and every access token, ticket, user's refresh token and OAuth code it issues to
  * `<dir>/values-<pid>.ndjson`, and the scan then looks for those values in
  * every log line and Redis command the tests produced. Unset (always, outside
  * tests), recording does nothing. Never set it for a real deployment: the
@@ -13,8 +13,16 @@ import { join } from "node:path";
  */
 export const LEAK_RECORD_DIR_ENV = "TOKEN_BROKER_LEAK_RECORD_DIR";
 
-/** "refresh_token": a credential kind's private state (tests record what they write). */
-export type LeakCandidateKind = "secret" | "access_token" | "ticket" | "refresh_token";
+/**
+ * "refresh_token": a credential kind's private state (a user's refresh token);
+ * "oauth_code": a user's one-time authorization code (never stored, never logged).
+ */
+export type LeakCandidateKind =
+  | "secret"
+  | "access_token"
+  | "ticket"
+  | "refresh_token"
+  | "oauth_code";
 
 const recorded = new Set<string>();
 

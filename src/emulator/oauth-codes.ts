@@ -33,8 +33,7 @@ export class OAuthCodes {
     let value = mintCodeValue();
     while (this.#byValue.has(value)) value = mintCodeValue();
     // Leak-scan test hook (no-op unless TOKEN_BROKER_LEAK_RECORD_DIR is set): see leak-record.ts.
-    // A code is a one-time secret; the scan's kinds have no name of their own for it.
-    recordLeakCandidate("secret", value);
+    recordLeakCandidate("oauth_code", value);
     const record: CodeRecord = {
       value,
       appid,

@@ -18,7 +18,8 @@ import { luaScripts } from "../../src/store/redis/lua-loader.js";
  * process a test spawns), three things land in it:
  *
  *   values-<pid>.ndjson   what must never leak: every AppSecret an emulator is
- *                         configured with and every token and ticket it issues
+ *                         configured with and every token, ticket, refresh
+ *                         token and OAuth code it issues
  *                         (src/emulator/leak-record.ts), plus anything a test
  *                         adds with recordLeakCandidate
  *   logs-<pid>.log        every line pino writes, in any Node process, to any
@@ -34,10 +35,13 @@ import { luaScripts } from "../../src/store/redis/lua-loader.js";
  * the credential value and a kind's state (a refresh token) where the store
  * is meant to keep them: ARGV `value` and `state` of cas-credential-1.lua /
  * restore-credential-1.lua (EVAL/EVALSHA), the `value` and `state` fields of
- * HSET on a `…:cred` hash, and `fields.value` of a credential update message
- * (PUBLISH). Those hold them in plaintext when encryption at rest is off,
- * which is the default; encryption itself is checked by
- * test/store/redis/encryption.test.ts.
+ * HSET on a `…:cred` hash, `fields.value` of a credential update message
+ * (PUBLISH), and the `outcome` of a code exchange's record (SET of
+ * `…:oauth-exchange:<id>`: the user's token as the first exchange got it).
+ * Those hold them in plaintext when encryption at rest is off, which is the
+ * default; with encryption keys nothing is exempt (`exemptStored: false`, as
+ * test/e2e/oauth-no-leaks.test.ts scans its own recording), and encryption
+ * itself is checked by test/store/redis/encryption.test.ts.
  */
 
 export { LEAK_RECORD_DIR_ENV, type LeakCandidateKind, recordLeakCandidate };
@@ -130,8 +134,10 @@ let monitorFiles = 0;
  * connection) into the run directory. Resolves once MONITOR is confirmed, so
  * commands sent after it are recorded; undefined when the scan is off.
  */
-export async function startMonitorRecording(port: number): Promise<MonitorRecording | undefined> {
-  const dir = leakRecordDir();
+export async function startMonitorRecording(
+  port: number,
+  dir: string | undefined = leakRecordDir(),
+): Promise<MonitorRecording | undefined> {
   if (!dir) return undefined;
   const file = join(dir, `redis-${port}-${process.pid}-${++monitorFiles}.monitor`);
   const socket: Socket = tcpConnect(port, "127.0.0.1");
@@ -232,11 +238,24 @@ function storedArgvOf(sha: string): readonly number[] | undefined {
 /** Hash fields of a credential that hold what the store is meant to keep. */
 const STORED_FIELDS = new Set(["value", "state"]);
 
+/** A code exchange's record (RedisKeys.exchange): `{state, owner, outcome}`. */
+const EXCHANGE_KEY = /:oauth-exchange:[A-Za-z0-9_-]+$/;
+
+export interface ScanOptions {
+  /**
+   * Skip where the store keeps values (see the module comment): true for a
+   * store without encryption keys (the default); false to scan everything,
+   * for a recording of a store with keys, where all of it must be ciphertext.
+   */
+  readonly exemptStored?: boolean;
+}
+
 /**
  * The parts of one command that must hold no recorded value: everything but
  * the credential value where the store keeps it (see the module comment).
  */
-export function scannedParts(args: readonly string[]): string[] {
+export function scannedParts(args: readonly string[], options: ScanOptions = {}): string[] {
+  const exempt = options.exemptStored ?? true;
   const name = (args[0] ?? "").toLowerCase();
   if ((name === "evalsha" || name === "eval") && args.length > 2) {
     const sha = name === "eval" ? sha1(args[1] ?? "") : (args[1] ?? "").toLowerCase();
@@ -246,8 +265,21 @@ export function scannedParts(args: readonly string[]): string[] {
     const rest = args.slice(2);
     if (argv === undefined || !Number.isSafeInteger(numKeys))
       return name === "eval" ? rest : [...args];
-    const skip = new Set(argv.map((n) => 3 + numKeys + n - 1));
+    const skip = new Set(exempt ? argv.map((n) => 3 + numKeys + n - 1) : []);
     return args.filter((_, i) => i !== 1 && !skip.has(i));
+  }
+  if (!exempt) return [...args];
+  if (name === "set" && EXCHANGE_KEY.test(args[1] ?? "") && args.length >= 3) {
+    try {
+      const record = JSON.parse(args[2] ?? "") as Record<string, unknown>;
+      if (record && typeof record === "object" && typeof record.outcome === "string") {
+        // Owner and state are scanned; the outcome is where the ledger keeps the user's token.
+        record.outcome = "";
+        return [args[0] ?? "", args[1] ?? "", JSON.stringify(record), ...args.slice(3)];
+      }
+    } catch {
+      // not a record the ledger writes: scanned whole
+    }
   }
   if ((name === "hset" || name === "hmset" || name === "hsetnx") && /:cred$/.test(args[1] ?? "")) {
     return args.filter((_, i) => !(i >= 3 && i % 2 === 1 && STORED_FIELDS.has(args[i - 1] ?? "")));
@@ -301,13 +333,14 @@ interface Candidate {
 }
 
 /** Scans everything recorded in `dir`. */
-export function scanLeakRecords(dir: string): LeakReport {
+export function scanLeakRecords(dir: string, options: ScanOptions = {}): LeakReport {
   const files = existsSync(dir) ? readdirSync(dir).sort() : [];
   const values: Record<LeakCandidateKind, number> = {
     secret: 0,
     access_token: 0,
     ticket: 0,
     refresh_token: 0,
+    oauth_code: 0,
   };
   const byValue = new Map<string, Candidate>();
   let tooShort = 0;
@@ -354,7 +387,9 @@ export function scanLeakRecords(dir: string): LeakReport {
       const args = parseMonitorLine(raw);
       redisCommands++;
       // A line that does not parse is scanned whole (and as UTF-8).
-      const parts = args ? scannedParts(args) : [Buffer.from(raw, "latin1").toString("utf8")];
+      const parts = args
+        ? scannedParts(args, options)
+        : [Buffer.from(raw, "latin1").toString("utf8")];
       const found = new Set<Candidate>();
       for (const part of parts) for (const c of matcher.find(part)) found.add(c);
       const shown = args ? args.map((a) => (a.length > 200 ? `${a.slice(0, 200)}…` : a)) : [raw];
@@ -388,7 +423,7 @@ export function scanLeakRecords(dir: string): LeakReport {
 export function describeLeakReport(report: LeakReport, limit = 40): string {
   const v = report.values;
   const lines = [
-    `leak scan: ${v.secret} secrets, ${v.access_token} access tokens, ${v.ticket} tickets, ${v.refresh_token} refresh tokens (${report.tooShort} values under ${MIN_SCANNED_LENGTH} characters skipped); ` +
+    `leak scan: ${v.secret} secrets, ${v.access_token} access tokens, ${v.ticket} tickets, ${v.refresh_token} refresh tokens, ${v.oauth_code} OAuth codes (${report.tooShort} values under ${MIN_SCANNED_LENGTH} characters skipped); ` +
       `${report.logLines} log lines from ${report.logFiles} processes; ` +
       `${report.redisCommands} Redis commands from ${report.monitorFiles} server runs: ${report.hits.length} hits`,
   ];
