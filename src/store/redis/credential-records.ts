@@ -68,7 +68,9 @@ export class CredentialRecords {
       // Loud: only a foreign writer (or a store written before keys were set) leaves these.
       this.o.logger.error(
         { ...logFields(key), reason: err.reason, problem: err.message },
-        "refused a stored credential; treating it as absent and deleting it so a refresh replaces it",
+        fields.state === undefined
+          ? "refused a stored credential; treating it as absent and deleting it so a refresh replaces it"
+          : "refused a stored grant; treating it as absent and keeping it aside for 30 days (key suffix :refused) for an operator",
       );
       await this.o.discard(key, fields.value ?? "", fields.version ?? "");
       return undefined;

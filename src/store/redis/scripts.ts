@@ -59,7 +59,7 @@ export interface TokenScripts {
   casCredential(credentialKey: string, args: CasArgs): Promise<WriteReply>;
   /** restore-credential-1.lua: put a whole record over the version read, publish. */
   restoreCredential(credentialKey: string, args: RestoreArgs): Promise<WriteReply>;
-  /** discard-credential-1.lua: delete a refused record unless it changed; true if deleted. */
+  /** discard-credential-1.lua: delete (or, holding a grant, put aside) a refused record unless it changed; true if removed. */
   discardCredential(credentialKey: string, value: string, version: string): Promise<boolean>;
   /** delete-credential-1.lua: compare-and-delete, leaving a tombstone, publish; true if deleted. */
   deleteCredential(credentialKey: string, args: DeleteArgs): Promise<boolean>;
@@ -119,7 +119,7 @@ export function loadScripts(client: RedisClient): TokenScripts {
       );
     },
     async discardCredential(credentialKey, value, version) {
-      return (await client.discardCredential(credentialKey, value, version)) === 1;
+      return (await client.discardCredential(credentialKey, value, version)) !== 0;
     },
     async deleteCredential(credentialKey, a) {
       const reply = await client.deleteCredential(

@@ -10,6 +10,7 @@ export class CredentialTable {
   readonly #read: Database.Statement<[string], CredentialRow>;
   readonly #put: Database.Statement<[CredentialRow]>;
   readonly #remove: Database.Statement<[string]>;
+  readonly #putAside: Database.Statement<[string]>;
   readonly #tombstone: Database.Statement<[string], number>;
   readonly #bury: Database.Statement<[string, number, number]>;
   readonly #unbury: Database.Statement<[string]>;
@@ -25,6 +26,10 @@ export class CredentialTable {
        VALUES (@id, @kind, @version, @fetched_at, @expires_at, @previous_valid_until, @renewable_until, @value, @state, @keep_until)`,
     );
     this.#remove = db.prepare("DELETE FROM credentials WHERE id = ?");
+    // A refused grant is kept under another id (out of every key's way) for an operator.
+    this.#putAside = db.prepare(
+      "UPDATE OR REPLACE credentials SET id = id || '#refused', kind = kind || '#refused' WHERE id = ?",
+    );
     this.#tombstone = db
       .prepare<[string], number>("SELECT version FROM tombstones WHERE id = ?")
       .pluck();
@@ -46,6 +51,11 @@ export class CredentialTable {
   /** Writes the row whole (a field it lacks is removed): the caller has checked the version. */
   put(row: CredentialRow): void {
     this.#put.run(row);
+  }
+
+  /** Keeps a refused row holding a grant under `<id>#refused` (purged with its keep_until). */
+  putAside(id: string): void {
+    this.#putAside.run(id);
   }
 
   remove(id: string): void {

@@ -260,11 +260,16 @@ export class SqliteTokenStore implements TokenStore {
       return credential;
     } catch (err) {
       if (!(err instanceof RefusedRowError)) throw err;
+      // A grant (a refresh token in its state) cannot be re-fetched: never deleted on read.
+      const grant = row.state !== null && row.state !== undefined;
       this.#logger.error(
         { app: key.appId, kind: key.kind, problem: err.message },
-        "refused a stored credential; treating it as absent and deleting it so a refresh replaces it",
+        grant
+          ? "refused a stored grant; treating it as absent and keeping it aside (id suffix #refused) for an operator"
+          : "refused a stored credential; treating it as absent and deleting it so a refresh replaces it",
       );
-      this.#table.remove(row.id);
+      if (grant) this.#table.putAside(row.id);
+      else this.#table.remove(row.id);
       return undefined;
     }
   }

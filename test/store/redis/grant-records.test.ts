@@ -225,3 +225,55 @@ describe("durability", () => {
     expect(d.detail).toMatch(/^could not verify Redis persistence/);
   });
 });
+
+describe("a grant a reader refuses", () => {
+  it("is kept aside, not deleted, when a reader whose clock is 10 minutes behind sees it as fetched in the future; a new grant can then be written", async () => {
+    const keys = freshKeys();
+    const writer = await replica(keys);
+    const behind = { now: () => Date.now() - 600_000, schedule: () => () => {} };
+    const reader = new RedisTokenStore({
+      client: connect(server.url, "behind"),
+      keys,
+      logger: silentLogger(),
+      clock: behind,
+    });
+    stores.push(reader);
+    await reader.subscribed();
+    const state = refreshToken("aside");
+    const written = await writer.compareAndSet(alice, 0, 1, next("tok_aside_0001", { state }));
+    expect(written.written).toBe(true);
+
+    expect(await reader.get(alice)).toBeUndefined();
+    const aside = `${keys.credential(alice)}:refused`;
+    expect(await admin.exists(keys.credential(alice))).toBe(0);
+    expect(await admin.hget(aside, "state")).toBe(state);
+    expect(await admin.pttl(aside)).toBeGreaterThan(29 * DAY);
+
+    // The user authorizes again: the grant is written over nothing.
+    const again = await reader.compareAndSet(alice, 0, 1, {
+      value: "tok_aside_0002",
+      fetchedAt: behind.now(),
+      expiresAt: behind.now() + 7_200_000,
+      state: refreshToken("aside-2"),
+    });
+    expect(again.written).toBe(true);
+  });
+
+  it("an account-level credential refused the same way is deleted, as before", async () => {
+    const keys = freshKeys();
+    const writer = await replica(keys);
+    const reader = new RedisTokenStore({
+      client: connect(server.url, "behind-2"),
+      keys,
+      logger: silentLogger(),
+      clock: { now: () => Date.now() - 600_000, schedule: () => () => {} },
+    });
+    stores.push(reader);
+    await reader.subscribed();
+    const app: CredentialKey = { appId: "wx-grants", kind: "access_token" };
+    await writer.compareAndSet(app, 0, 1, next("tok_app_aside_1"));
+    expect(await reader.get(app)).toBeUndefined();
+    expect(await admin.exists(keys.credential(app))).toBe(0);
+    expect(await admin.exists(`${keys.credential(app)}:refused`)).toBe(0);
+  });
+});

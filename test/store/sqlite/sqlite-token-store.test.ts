@@ -140,10 +140,19 @@ describe("SqliteTokenStore at rest", () => {
     await migrating.close();
     const strict = sandbox.open({ cipher });
     expect(await strict.store.get(token)).toMatchObject({ value: "sealed-now", version: 2 });
-    expect(await strict.store.get(alice)).toBeUndefined(); // refused and deleted
+    // Refused; a grant is kept aside (never deleted on read), out of the new grant's way.
+    expect(await strict.store.get(alice)).toBeUndefined();
     expect(await strict.store.compareAndSet(alice, 0, 1, next("fresh"))).toMatchObject({
       written: true,
     });
+    await strict.close();
+    const Database = (await import("better-sqlite3")).default;
+    const db = new Database(join(sandbox.dir(), "broker.db"), { readonly: true });
+    const ids = (db.prepare("SELECT id FROM credentials").all() as Array<{ id: string }>).map(
+      (r) => r.id,
+    );
+    db.close();
+    expect(ids).toContain("wx1/user_access_token/o_alice#refused");
   });
 });
 
