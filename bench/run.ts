@@ -23,6 +23,7 @@ const BENCHES: readonly { name: string; file: string }[] = [
   { name: "fanout", file: "./fanout.ts" },
   { name: "economy", file: "./economy.ts" },
   { name: "scale", file: "./scale.ts" },
+  { name: "grants", file: "./grants.ts" },
 ];
 
 function argValue(args: readonly string[], flag: string): string | undefined {

@@ -18,6 +18,7 @@ const SECTIONS: ReadonlyArray<readonly [string, string]> = [
   ["fanout", "WatchToken fan-out"],
   ["economy", "Upstream economy"],
   ["scale", "Scale: "],
+  ["grants", "Users' grants: "],
 ];
 
 /** The hot path needs h2load (nghttp2-client), which the test deps install when they can. */
