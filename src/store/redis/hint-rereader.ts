@@ -1,3 +1,4 @@
+import { LRUCache } from "lru-cache";
 import { type CredentialKey, keyId, type StoredCredential } from "../../core/credential.js";
 import type { CredentialUpdate } from "../../core/ports/token-store.js";
 import type { Logger } from "../../shared/logger.js";
@@ -31,12 +32,22 @@ export interface HintRereaderOptions {
  * delivered is not delivered again. A deletion is told only when the re-read
  * finds the tombstone, once per deleted version: a forged hint costs a read.
  */
+/** Credentials whose last delivery is remembered (a few per app, and recently written users). */
+const MAX_REMEMBERED = 100_000;
+
 export class HintRereader {
   /** Credentials being re-read after a hint, and those hinted again meanwhile. */
   readonly #rereading = new Set<string>();
   readonly #hintedAgain = new Set<string>();
-  /** The last record (or tombstone) re-read and delivered per credential. */
-  readonly #delivered = new Map<string, StoredCredential | { readonly deleted: number }>();
+  /**
+   * The last record (or tombstone) re-read and delivered per credential.
+   * Bounded: a replica hears every user's writes, not only the ones it holds.
+   * A credential evicted here may be delivered once more; listeners keep
+   * versions only going up, so a repeat changes nothing.
+   */
+  readonly #delivered = new LRUCache<string, StoredCredential | { readonly deleted: number }>({
+    max: MAX_REMEMBERED,
+  });
 
   constructor(private readonly o: HintRereaderOptions) {}
 

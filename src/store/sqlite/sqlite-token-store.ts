@@ -1,3 +1,4 @@
+import { LRUCache } from "lru-cache";
 import {
   type CredentialKey,
   keyId,
@@ -72,7 +73,10 @@ export class SqliteTokenStore implements TokenStore {
   };
   readonly #retentionMs: number;
   readonly #purgeEveryMs: number;
-  readonly #fences = new Map<string, number>();
+  // Bounded like the L1: one process owns the file, and its single flight
+  // already serialises refreshes, so a forgotten fence (back to 0) only
+  // relaxes a check a second writer could not fail anyway.
+  readonly #fences = new LRUCache<string, number>({ max: 100_000 });
   readonly #listeners = new Set<(update: CredentialUpdate) => void>();
   readonly #deleteListeners = new Set<(key: CredentialKey) => void>();
   #cancelPurge: (() => void) | undefined;
