@@ -16,32 +16,65 @@ export interface AccountTypeSpec {
  * labels) asks it.
  */
 export class KindRegistry {
+  /** The first spec registered under each name: what every family agrees on (name, number, subject). */
   readonly #kinds: ReadonlyMap<string, CredentialKindSpec>;
   readonly #byProto: ReadonlyMap<number, CredentialKindSpec>;
   readonly #types: ReadonlyMap<string, AccountTypeSpec>;
+  /** The spec serving each (account type, kind name). */
+  readonly #byAccount: ReadonlyMap<string, CredentialKindSpec>;
+  readonly #all: readonly CredentialKindSpec[];
 
+  /**
+   * A kind name may be registered more than once, by families whose account
+   * types differ (WeCom's access_token is fetched from another host than an
+   * official account's): the specs must agree on the proto number and the
+   * subject, and each account type gets exactly one.
+   */
   constructor(types: readonly AccountTypeSpec[], kinds: readonly CredentialKindSpec[]) {
     this.#types = new Map(types.map((t) => [t.name, t]));
-    this.#kinds = new Map(kinds.map((k) => [k.name, k]));
-    this.#byProto = new Map(kinds.map((k) => [k.protoNumber, k]));
     if (this.#types.size !== types.length) throw new Error("kind registry: duplicate account type");
-    if (this.#kinds.size !== kinds.length || this.#byProto.size !== kinds.length)
-      throw new Error("kind registry: duplicate kind name or proto number");
+    const first = new Map<string, CredentialKindSpec>();
+    const byProto = new Map<number, CredentialKindSpec>();
+    const byAccount = new Map<string, CredentialKindSpec>();
     for (const k of kinds) {
-      for (const t of k.accountTypes)
+      const same = first.get(k.name);
+      const sameNumber = byProto.get(k.protoNumber);
+      if (same && (same.protoNumber !== k.protoNumber || same.subject !== k.subject))
+        throw new Error(`kind ${k.name}: registered twice with another proto number or subject`);
+      if (!same && sameNumber)
+        throw new Error(`kind ${k.name}: proto number ${k.protoNumber} is ${sameNumber.name}'s`);
+      if (!same) first.set(k.name, k);
+      if (!sameNumber) byProto.set(k.protoNumber, k);
+      for (const t of k.accountTypes) {
         if (!this.#types.has(t)) throw new Error(`kind ${k.name}: unknown account type ${t}`);
-      const parent = k.dependsOn === undefined ? undefined : this.#kinds.get(k.dependsOn);
-      if (k.dependsOn !== undefined && !parent)
-        throw new Error(`kind ${k.name}: depends on unknown kind ${k.dependsOn}`);
-      if (parent && !k.accountTypes.every((t) => parent.accountTypes.includes(t)))
-        throw new Error(
-          `kind ${k.name}: its parent ${parent.name} is missing on some account type`,
-        );
+        if (byAccount.has(`${t}/${k.name}`))
+          throw new Error(`kind ${k.name}: registered twice for account type ${t}`);
+        byAccount.set(`${t}/${k.name}`, k);
+      }
+    }
+    this.#kinds = first;
+    this.#byProto = byProto;
+    this.#byAccount = byAccount;
+    this.#all = kinds;
+    for (const k of kinds) {
+      for (const t of k.accountTypes) {
+        if (k.dependsOn === undefined) continue;
+        if (!byAccount.has(`${t}/${k.dependsOn}`))
+          throw new Error(
+            `kind ${k.name}: depends on ${k.dependsOn}, which account type ${t} does not have`,
+          );
+      }
     }
   }
 
+  /** The kind's shared declaration (name, proto number, subject); see `forAccount` for its behaviour. */
   get(name: string): CredentialKindSpec | undefined {
     return this.#kinds.get(name);
+  }
+
+  /** The spec that serves kind `name` for accounts of `type`; undefined if the type has no such kind. */
+  forAccount(type: string, name: string): CredentialKindSpec | undefined {
+    return this.#byAccount.get(`${type}/${name}`);
   }
 
   /** The kind, which the caller has already validated. */
@@ -73,9 +106,7 @@ export class KindRegistry {
 
   /** The kinds an account of `type` can have at all, in registration order. */
   kindsOf(type: string): string[] {
-    return this.kinds()
-      .filter((k) => k.accountTypes.includes(type))
-      .map((k) => k.name);
+    return this.#all.filter((k) => k.accountTypes.includes(type)).map((k) => k.name);
   }
 
   /**
@@ -84,7 +115,7 @@ export class KindRegistry {
    */
   quotaEndpoints(): QuotaEndpointSpec[] {
     const all = new Map<string, QuotaEndpointSpec>();
-    for (const k of this.#kinds.values()) for (const e of k.endpoints) all.set(e.name, e);
+    for (const k of this.#all) for (const e of k.endpoints) all.set(e.name, e);
     for (const t of this.#types.values()) for (const e of t.endpoints) all.set(e.name, e);
     const isPath = (e: QuotaEndpointSpec) => e.name.startsWith("/");
     return [...all.values()].sort((a, b) => Number(isPath(b)) - Number(isPath(a)));

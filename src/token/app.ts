@@ -81,9 +81,9 @@ export class AppRegistry {
   resolveKind(appId: string, kind: CredentialKind): { app: AppConfig; spec: CredentialKindSpec } {
     const app = this.#apps.get(appId);
     if (!app) throw new UnknownAppError(appId);
-    const spec = this.kinds.get(kind);
+    const spec = this.kinds.forAccount(app.type, kind);
     // GetToken's hot path: no list is built unless the request is refused.
-    if (!spec?.accountTypes.includes(app.type)) {
+    if (!spec) {
       const label = this.kinds.accountType(app.type)?.label ?? app.type;
       const offered = this.kinds.kindsOf(app.type);
       throw new InvalidArgumentError(
