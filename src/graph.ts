@@ -5,6 +5,7 @@ import type { StoreDurability } from "./core/ports/token-store.js";
 import { createStore, type StoreBundle } from "./create-store.js";
 import { createOAuthClient } from "./credentials/wechat/oauth-client.js";
 import { createWechatClient, type WechatClient } from "./credentials/wechat/wechat-client.js";
+import { createWecomClient } from "./credentials/wecom/wecom-client.js";
 import { checkGrantDurability, grantAtRisk } from "./durability-check.js";
 import { CodeExchange } from "./oauth/code-exchange.js";
 import {
@@ -30,7 +31,12 @@ import { UpstreamGuard } from "./upstream/upstream-guard.js";
 export interface CoreSettings {
   readonly apps: readonly AppConfig[];
   readonly store: StoreConfig;
-  readonly upstream: { readonly baseUrl: string; readonly timeoutMs: number };
+  readonly upstream: {
+    readonly baseUrl: string;
+    readonly timeoutMs: number;
+    /** WeCom's host (default WeCom's own); absent: WeCom's own host. */
+    readonly wecomBaseUrl?: string;
+  };
   /** DEFAULT_REFRESH_POLICY when absent. */
   readonly refresh?: RefreshPolicy;
   /** The quota ledger's budgets (DEFAULT_BUDGETS when absent). */
@@ -129,7 +135,14 @@ export function buildCore(settings: CoreSettings, deps: CoreDeps): BrokerCore {
     ...(deps.fetch ? { fetch: deps.fetch } : {}),
   };
   const client = createWechatClient(http);
-  const upstreams = { wechat: client, oauth: createOAuthClient(http) };
+  const upstreams = {
+    wechat: client,
+    oauth: createOAuthClient(http),
+    wecom: createWecomClient({
+      ...http,
+      baseUrl: settings.upstream.wecomBaseUrl ?? "https://qyapi.weixin.qq.com",
+    }),
+  };
   const apps = new AppRegistry(settings.apps, deps.kinds);
   const manager = new TokenManager({
     apps,

@@ -26,8 +26,8 @@ export type ErrcodeCategory = "retryable" | "config" | "quota" | "token" | "unkn
 /** A family's reading of its errcodes: the same number means different things per family. */
 export interface ErrcodeTable {
   classify(errcode: number, endpoint: string): ErrcodeCategory;
-  /** What a person should do about `errcode` from `endpoint`. */
-  remedy(errcode: number, endpoint: string): string;
+  /** What a person should do about `errcode` from `endpoint`; `errmsg` (scrubbed) may name a detail, e.g. an IP. */
+  remedy(errcode: number, endpoint: string, errmsg?: string): string;
   /** The errcodes a client may report through InvalidateToken: they mean the credential is stale. */
   readonly stale: readonly number[];
 }
@@ -59,6 +59,8 @@ export interface KindAccount {
   readonly id: string;
   readonly type: string;
   readonly appid: string;
+  /** A WeCom app's AgentId (absent for corp-level secrets and other families). */
+  readonly agentid?: string;
   readonly secret: { reveal(): string };
   readonly tokenMode: "classic" | "stable";
 }

@@ -3,6 +3,8 @@ import { accessToken } from "./wechat/access-token.js";
 import { miniProgram, officialAccount } from "./wechat/accounts.js";
 import { jsapiTicket, wxCardTicket } from "./wechat/tickets.js";
 import { userAccessToken } from "./wechat/user-access-token.js";
+import { wecomApp } from "./wecom/accounts.js";
+import { wecomAccessToken, wecomAgentTicket, wecomJsapiTicket } from "./wecom/kinds.js";
 
 /**
  * The one list of account types and credential kinds. A new kind is a
@@ -10,8 +12,16 @@ import { userAccessToken } from "./wechat/user-access-token.js";
  * endpoints and metric labels all derive from this registry.
  */
 export const KINDS = new KindRegistry(
-  [officialAccount, miniProgram],
-  [accessToken, jsapiTicket, wxCardTicket, userAccessToken],
+  [officialAccount, miniProgram, wecomApp],
+  [
+    accessToken,
+    jsapiTicket,
+    wxCardTicket,
+    userAccessToken,
+    wecomAccessToken,
+    wecomJsapiTicket,
+    wecomAgentTicket,
+  ],
 );
 
 /** Every kind name, in registration order. */

@@ -11,6 +11,10 @@ describe("BudgetTable", () => {
       // Web OAuth: per-minute limits only, no daily quota.
       "/sns/oauth2/access_token": null,
       "/sns/oauth2/refresh_token": null,
+      // WeCom: per-minute and per-hour limits, no China day.
+      "/cgi-bin/gettoken": null,
+      "/cgi-bin/get_jsapi_ticket": null,
+      "/cgi-bin/ticket/get": null,
       force_refresh: 20,
       clear_quota: 3,
     });

@@ -20,6 +20,8 @@ const CLEAR = "clear_quota";
 // Web OAuth's endpoints: per-minute limits only, so counted but unmetered.
 const SNS_EXCHANGE = "/sns/oauth2/access_token";
 const SNS_REFRESH = "/sns/oauth2/refresh_token";
+// WeCom's (its limits are per minute and hour, not a China day: counted, unmetered here).
+const WECOM = ["/cgi-bin/gettoken", "/cgi-bin/get_jsapi_ticket", "/cgi-bin/ticket/get"];
 
 let server: RedisServer;
 beforeAll(async () => {
@@ -148,6 +150,7 @@ describe.each(factories)("%s", (_name, open) => {
       [TICKET, 0, undefined],
       [SNS_EXCHANGE, 0, undefined],
       [SNS_REFRESH, 0, undefined],
+      ...WECOM.map((e) => [e, 0, undefined]),
       [FORCE, 0, undefined],
       [CLEAR, 1, undefined],
     ]);
@@ -300,6 +303,7 @@ describe.each(factories)("%s", (_name, open) => {
       { endpoint: TICKET, used: 0, budget: Number.POSITIVE_INFINITY },
       { endpoint: SNS_EXCHANGE, used: 0, budget: Number.POSITIVE_INFINITY },
       { endpoint: SNS_REFRESH, used: 0, budget: Number.POSITIVE_INFINITY },
+      ...WECOM.map((endpoint) => ({ endpoint, used: 0, budget: Number.POSITIVE_INFINITY })),
       { endpoint: FORCE, used: 0, budget: 20 },
       { endpoint: CLEAR, used: 0, budget: 3 },
     ]);
@@ -313,12 +317,13 @@ describe.each(factories)("%s", (_name, open) => {
       { endpoint: TICKET, used: 0, budget: Number.POSITIVE_INFINITY },
       { endpoint: SNS_EXCHANGE, used: 0, budget: Number.POSITIVE_INFINITY },
       { endpoint: SNS_REFRESH, used: 0, budget: Number.POSITIVE_INFINITY },
+      ...WECOM.map((endpoint) => ({ endpoint, used: 0, budget: Number.POSITIVE_INFINITY })),
       { endpoint: FORCE, used: 1, budget: 20 },
       { endpoint: CLEAR, used: 0, budget: 3 },
     ]);
     // The next China day: nothing used, the block over.
     expect((await l.usage("app", MIDNIGHT)).map((u) => u.used + (u.blockedUntil ?? 0))).toEqual([
-      0, 0, 0, 0, 0, 0, 0,
+      0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
     ]);
     // And yesterday is still yesterday.
     expect((await l.usage("app", MIDNIGHT - 1))[0]?.used).toBe(3);

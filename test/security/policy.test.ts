@@ -71,7 +71,7 @@ describe("clients are validated once, by the config schema", () => {
       at(3, `.apps[0]': "bad/app" is not an app id or "*"`),
       at(
         3,
-        ".kinds[1]': expected one of access_token, jsapi_ticket, wx_card_ticket, user_access_token",
+        ".kinds[1]': expected one of access_token, jsapi_ticket, wx_card_ticket, user_access_token, wecom_agent_ticket",
       ),
       at(4, ".permissions[1]': expected one of get, watch, invalidate, admin, oauth"),
       at(5, ".ratePerSecond': expected a number from 0.01 to 100000, got 0"),

@@ -2,6 +2,7 @@ import { EVEN_WITH_ISSUES, list, reportDuplicates, tagged } from "../../shared/s
 import { miniProgramSchema } from "./mini-program.js";
 import { officialAccountSchema } from "./official-account.js";
 import type { ConfigEnvironment } from "./secret.js";
+import { wecomAppSchema } from "./wecom-app.js";
 
 /**
  * The config schema of each account type, one line each: a new type (WeCom,
@@ -11,6 +12,7 @@ import type { ConfigEnvironment } from "./secret.js";
 export const ACCOUNT_SCHEMAS = {
   official_account: officialAccountSchema,
   mini_program: miniProgramSchema,
+  wecom: wecomAppSchema,
 } as const;
 
 const DEFAULT_ACCOUNT_TYPE = "official_account";

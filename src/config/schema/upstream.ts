@@ -16,6 +16,8 @@ export function httpUrl() {
 export function upstreamSchema() {
   return section({
     baseUrl: httpUrl().prefault("https://api.weixin.qq.com"),
+    /** WeCom's own host (企业微信), separate from the official-account API. */
+    wecomBaseUrl: httpUrl().prefault("https://qyapi.weixin.qq.com"),
     timeoutMs: num(100, 120_000).prefault(5000),
   });
 }

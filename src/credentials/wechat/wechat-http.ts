@@ -93,7 +93,7 @@ export function createWechatHttp(options: WechatClientOptions, errcodes: Errcode
         { kind: "errcode", errcode, errmsg },
         {
           category: errcodes.classify(errcode, endpoint),
-          remedy: errcodes.remedy(errcode, endpoint),
+          remedy: errcodes.remedy(errcode, endpoint, errmsg),
         },
       );
     }

@@ -1,0 +1,8 @@
+import type { AccountTypeSpec } from "../../core/kind-registry.js";
+
+/** A WeCom (企业微信) app: a corp id and one app's own secret (and its agentid, when it has one). */
+export const wecomApp: AccountTypeSpec = {
+  name: "wecom",
+  label: "WeCom app",
+  endpoints: [],
+};
