@@ -24,6 +24,8 @@ export interface AppConfig {
   readonly type: AppType;
   /** WeChat's appid (wx…). */
   readonly appid: string;
+  /** A WeCom app's AgentId (type wecom; absent for corp-level secrets). */
+  readonly agentid?: string;
   readonly secret: Secret;
   /** Which endpoint issues the access token: /cgi-bin/token or /cgi-bin/stable_token. */
   readonly tokenMode: TokenMode;
