@@ -20,6 +20,13 @@ export interface ApiRoute {
   readonly method: "GET" | "POST";
   /** The account a request is about (appid parameter or token owner), for counters and faults. */
   identify(req: ApiRequest, state: EmulatorState): string | undefined;
+  /**
+   * WeCom only: the app within the account (`<corpid>/<agentid or name>`),
+   * counted beside the account so tests can ask per app as well as per corp.
+   */
+  identifyApp?(req: ApiRequest, state: EmulatorState): string | undefined;
+  /** "wecom": errors are shaped like WeCom's (hint, from ip) instead of R1's rid. */
+  readonly family?: "wecom";
   handle(req: ApiRequest, state: EmulatorState): ApiResult;
 }
 

@@ -7,11 +7,13 @@ import { snsAccessTokenRoute, snsAuthRoute, snsRefreshTokenRoute } from "./api-s
 import { stableTokenRoute } from "./api-stable-token.js";
 import { ticketRoute } from "./api-ticket.js";
 import { tokenRoute } from "./api-token.js";
+import { WECOM_ROUTES } from "./api-wecom.js";
 import type { FaultAction } from "./control-types.js";
 import { recordOutcome } from "./counters.js";
 import { fail, notInWhitelistMessage } from "./errors.js";
 import { type Reply, wechatError, wechatJson } from "./reply.js";
 import type { EmulatorState } from "./state.js";
+import { wecomErrmsg } from "./wecom-errors.js";
 
 /** The WeChat API paths the emulator serves. */
 export const API_ROUTES: ReadonlyMap<string, ApiRoute> = new Map([
@@ -27,6 +29,7 @@ export const API_ROUTES: ReadonlyMap<string, ApiRoute> = new Map([
   ["/sns/oauth2/access_token", snsAccessTokenRoute],
   ["/sns/oauth2/refresh_token", snsRefreshTokenRoute],
   ["/sns/auth", snsAuthRoute],
+  ...WECOM_ROUTES,
 ]);
 
 /**
@@ -50,7 +53,11 @@ export async function dispatchApi(
   const route = API_ROUTES.get(req.path);
   if (!route) return wechatError(40066, state.now());
   const appid = route.identify(req, state);
-  const counter = state.counters.call(req.path, appid);
+  const counter = state.counters.call(req.path, appid, route.identifyApp?.(req, state));
+  const error = (errcode: number, errmsg?: string): Reply =>
+    route.family === "wecom"
+      ? wechatJson({ errcode, errmsg: wecomErrmsg(errcode, req.ip, state.now(), errmsg) })
+      : wechatError(errcode, state.now(), errmsg);
 
   const actions = state.faults.match(req.path, appid);
   if (actions.length > 0) counter.faults += 1;
@@ -76,7 +83,7 @@ export async function dispatchApi(
         const errmsg =
           terminal.errmsg ??
           (terminal.errcode === 40164 ? notInWhitelistMessage(req.ip) : undefined);
-        return wechatError(terminal.errcode, state.now(), errmsg);
+        return error(terminal.errcode, errmsg);
       }
     }
   }
@@ -90,7 +97,5 @@ export async function dispatchApi(
     { path: req.path, appid, errcode: result.ok ? 0 : result.errcode },
     "wechat api call",
   );
-  return result.ok
-    ? wechatJson(result.body)
-    : wechatError(result.errcode, state.now(), result.errmsg);
+  return result.ok ? wechatJson(result.body) : error(result.errcode, result.errmsg);
 }

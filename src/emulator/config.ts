@@ -1,6 +1,17 @@
 import type { Logger } from "../shared/logger.js";
 import { silentLogger } from "../shared/logger.js";
 import type { EmulatorApp, EmulatorOptions, Limit, MeteredPath, OAuthOptions } from "./types.js";
+import { DEFAULT_WECOM_LIMITS } from "./wecom-limits.js";
+import type { WecomCorpSpec, WecomLimits, WecomOptions } from "./wecom-types.js";
+
+/** WecomOptions resolved (ms). */
+export interface WecomConfig {
+  readonly corps: readonly WecomCorpSpec[];
+  readonly tokenLifetimeMs: number;
+  readonly ticketLifetimeMs: number;
+  readonly expiresIn: "remaining" | "full";
+  readonly limits: WecomLimits;
+}
 
 /** OAuthOptions resolved (ms). Unset TTLs fall back to the account type's default. */
 export interface OAuthConfig {
@@ -32,6 +43,7 @@ export interface EmulatorConfig {
   readonly random: () => number;
   readonly logger: Logger;
   readonly oauth: OAuthConfig;
+  readonly wecom: WecomConfig;
 }
 
 /** Minimum gap between two rotating `force_refresh` calls (R17). */
@@ -65,7 +77,38 @@ export function resolveConfig(options: EmulatorOptions): EmulatorConfig {
     random: options.random ?? Math.random,
     logger: options.logger ?? silentLogger(),
     oauth: resolveOAuth(options.oauth ?? {}),
+    wecom: resolveWecom(options.wecom ?? {}),
   };
+}
+
+function resolveWecom(o: WecomOptions): WecomConfig {
+  const token = o.tokenLifetimeSeconds ?? 7200;
+  positive("wecom.tokenLifetimeSeconds", token);
+  const ticket = o.ticketLifetimeSeconds ?? 7200;
+  positive("wecom.ticketLifetimeSeconds", ticket);
+  const expiresIn = o.expiresIn ?? "remaining";
+  if (expiresIn !== "remaining" && expiresIn !== "full") {
+    throw new RangeError(`wecom.expiresIn must be "remaining" or "full", got ${expiresIn}`);
+  }
+  const limits = { ...DEFAULT_WECOM_LIMITS, ...o.limits };
+  checkWecomLimits(limits);
+  return {
+    corps: structuredClone(o.corps ?? []),
+    tokenLifetimeMs: token * 1000,
+    ticketLifetimeMs: ticket * 1000,
+    expiresIn,
+    limits,
+  };
+}
+
+/** Each WeCom limit is an integer ≥ 0 or null; throws a RangeError naming the bad one. */
+export function checkWecomLimits(limits: Partial<WecomLimits>): void {
+  for (const [name, value] of Object.entries(limits)) {
+    if (!(name in DEFAULT_WECOM_LIMITS)) throw new RangeError(`unknown wecom limit ${name}`);
+    if (value !== null && !(Number.isInteger(value) && (value as number) >= 0)) {
+      throw new RangeError(`wecom limit ${name} must be an integer ≥ 0 or null, got ${value}`);
+    }
+  }
 }
 
 function resolveOAuth(o: OAuthOptions): OAuthConfig {

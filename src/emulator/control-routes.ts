@@ -4,6 +4,7 @@ import { EmulatorControlError } from "./control-types.js";
 import type { OAuthSettingsPatch, OAuthTarget, OAuthUserSpec } from "./oauth-types.js";
 import { controlJson, type Reply } from "./reply.js";
 import type { EmulatorApp, MeteredPath } from "./types.js";
+import type { WecomAppPatch, WecomAppSpec, WecomCorpSpec, WecomLimits } from "./wecom-types.js";
 
 type Body = Readonly<Record<string, unknown>>;
 
@@ -18,6 +19,7 @@ interface ControlRoute {
 
 const OK = { ok: true } as const;
 const APP = "/_emulator/apps/([^/]+)";
+const CORP = "/_emulator/wecom/corps/([^/]+)";
 
 /**
  * The control endpoints (R44). JSON in and out; failures answer
@@ -44,6 +46,18 @@ const APP = "/_emulator/apps/([^/]+)";
  * | POST | /_emulator/apps/{appid}/oauth/password-change | `{openid}` → `{count}` |
  * | GET | /_emulator/apps/{appid}/oauth/settings | → `OAuthSettings` |
  * | POST | /_emulator/apps/{appid}/oauth/settings | `OAuthSettingsPatch` → `{ok}` |
+ * | GET | /_emulator/wecom/corps | → `WecomAppInfo[]` of every corp (no secrets) |
+ * | POST | /_emulator/wecom/corps | `WecomCorpSpec` → 201 `{ok}` |
+ * | GET | /_emulator/wecom/corps/{corpid} | → `WecomAppInfo[]` |
+ * | DELETE | /_emulator/wecom/corps/{corpid} | → `{ok}` (its tokens die) |
+ * | POST | /_emulator/wecom/corps/{corpid}/apps | `WecomAppSpec` → 201 `{ok}` |
+ * | PATCH | /_emulator/wecom/corps/{corpid}/apps/{agentid or name} | `WecomAppPatch` → `{ok}` |
+ * | DELETE | /_emulator/wecom/corps/{corpid}/apps/{agentid or name} | → `{ok}` (its tokens die) |
+ * | GET | /_emulator/wecom/tokens | → `WecomTokenInfo[]` (live, with values) |
+ * | POST | /_emulator/wecom/tokens/invalidate | `{access_token}` → `{ok}` or 404 (R30) |
+ * | GET | /_emulator/wecom/tickets | → `WecomTicketInfo[]` |
+ * | GET | /_emulator/wecom/limits | → `WecomLimits` |
+ * | POST | /_emulator/wecom/limits | `Partial<WecomLimits>` → `{ok}` |
  * | POST | /_emulator/faults | `FaultSpec` → 201 `{id}` |
  * | GET | /_emulator/faults | → `FaultInfo[]` |
  * | DELETE | /_emulator/faults | → `{ok}` |
@@ -99,6 +113,29 @@ const ROUTES: readonly ControlRoute[] = [
   route("POST", `${APP}/oauth/settings`, (c, r, [id]) =>
     c.setOAuthSettings(id, body(r) as OAuthSettingsPatch),
   ),
+  route("GET", "/_emulator/wecom/corps", (c) => c.listWecomApps()),
+  route("POST", "/_emulator/wecom/corps", (c, r) => c.addWecomCorp(wecomCorp(r)), 201),
+  route("GET", CORP, (c, _r, [id]) => c.listWecomApps(id)),
+  route("DELETE", CORP, (c, _r, [id]) => c.removeWecomCorp(id)),
+  route(
+    "POST",
+    `${CORP}/apps`,
+    (c, r, [id]) => c.addWecomApp(id, body(r) as unknown as WecomAppSpec),
+    201,
+  ),
+  route("PATCH", `${CORP}/apps/([^/]+)`, (c, r, [id, app]) =>
+    c.updateWecomApp(id, app, body(r) as WecomAppPatch),
+  ),
+  route("DELETE", `${CORP}/apps/([^/]+)`, (c, _r, [id, app]) => c.removeWecomApp(id, app)),
+  route("GET", "/_emulator/wecom/tokens", (c) => c.wecomTokens()),
+  route("POST", "/_emulator/wecom/tokens/invalidate", (c, r) =>
+    c.invalidateWecomToken(body(r).access_token as string),
+  ),
+  route("GET", "/_emulator/wecom/tickets", (c) => c.wecomTickets()),
+  route("GET", "/_emulator/wecom/limits", (c) => c.wecomLimits()),
+  route("POST", "/_emulator/wecom/limits", (c, r) =>
+    c.setWecomLimits(body(r) as Partial<WecomLimits>),
+  ),
   route(
     "POST",
     "/_emulator/faults",
@@ -153,12 +190,12 @@ export function dispatchControl(req: ApiRequest, control: EmulatorControl): Repl
 function route(
   method: string,
   path: string,
-  run: (c: EmulatorControl, req: ApiRequest, params: [string]) => unknown,
+  run: (c: EmulatorControl, req: ApiRequest, params: [string, string]) => unknown,
   status?: number,
 ): ControlRoute {
   const pattern = new RegExp(`^${path}$`);
   const wrapped = (c: EmulatorControl, req: ApiRequest, params: string[]) =>
-    run(c, req, params as [string]);
+    run(c, req, params as [string, string]);
   return status === undefined
     ? { method, pattern, run: wrapped }
     : { method, pattern, run: wrapped, status };
@@ -170,6 +207,12 @@ function decodeParam(raw: string): string {
   } catch {
     return bad(`malformed path parameter ${raw}`);
   }
+}
+
+function wecomCorp(req: ApiRequest): WecomCorpSpec {
+  const b = body(req);
+  // A corp with no apps yet is fine: apps can be added one by one.
+  return { ...b, apps: b.apps ?? [] } as unknown as WecomCorpSpec;
 }
 
 function body(req: ApiRequest): Body {

@@ -7,6 +7,7 @@ import type {
   OAuthUserSpec,
 } from "./oauth-types.js";
 import type { AppType, EmulatorApp, Limit, MeteredPath } from "./types.js";
+import type { WecomControl } from "./wecom-types.js";
 
 /**
  * Which token slot a token lives in. Classic (`/cgi-bin/token`) and stable
@@ -136,7 +137,7 @@ export type QuotaSnapshot = Record<MeteredPath, QuotaEntry>;
  * The `/_emulator/*` operations, callable in-process. Methods that name an
  * appid throw `EmulatorControlError` (status 404) for an unknown account.
  */
-export interface EmulatorControl {
+export interface EmulatorControl extends WecomControl {
   addApp(app: EmulatorApp): void;
   updateApp(appid: string, patch: AppPatch): void;
   /** Removes the account; its tokens die (40001). */
@@ -160,7 +161,10 @@ export interface EmulatorControl {
   clearFaults(): void;
   listFaults(): FaultInfo[];
   counters(): CounterSnapshot;
-  /** Calls of `endpoint`, by one appid or summed over all. */
+  /**
+   * Calls of `endpoint`, by one appid or summed over all. For WeCom paths the
+   * account is the corpid, or `<corpid>/<agentid or app name>` for one app.
+   */
   callCount(endpoint: string, appid?: string): number;
   resetCounters(): void;
   checkToken(value: string): TokenCheck;

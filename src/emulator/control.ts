@@ -12,6 +12,7 @@ import { isMeteredPath } from "./quota.js";
 import type { EmulatorState } from "./state.js";
 import { validUntil } from "./token-registry.js";
 import type { Limit, MeteredPath } from "./types.js";
+import { createWecomControl } from "./wecom-control.js";
 
 const RISK_STATES: readonly RiskState[] = [
   "none",
@@ -104,6 +105,7 @@ export function createControl(state: EmulatorState): EmulatorControl {
     },
     reset: () => state.reset(),
     ...createOAuthControl(state),
+    ...createWecomControl(state),
   };
 }
 

@@ -6,12 +6,17 @@ export const NO_APPID = "-";
 /**
  * Calls per (endpoint, appid): every request to a WeChat API path is one
  * call, whatever its outcome, so tests can assert "the broker made exactly N
- * upstream fetches". Control endpoints are not counted.
+ * upstream fetches". Control endpoints are not counted. WeCom calls count
+ * under the corpid and, apart (never in sums or snapshots), under
+ * `<corpid>/<app>` too.
  */
 export class CallCounters {
   readonly #byEndpoint = new Map<string, Map<string, EndpointCounter>>();
+  /** Per-app counts of WeCom calls, by endpoint then `<corpid>/<app>`. */
+  readonly #bySubAccount = new Map<string, Map<string, number>>();
 
-  call(endpoint: string, appid: string | undefined): EndpointCounter {
+  /** Counts a call; `sub` is the app within a WeCom corp, if known. Returns the account's counter. */
+  call(endpoint: string, appid: string | undefined, sub?: string): EndpointCounter {
     let byApp = this.#byEndpoint.get(endpoint);
     if (!byApp) {
       byApp = new Map();
@@ -24,13 +29,24 @@ export class CallCounters {
       byApp.set(id, counter);
     }
     counter.calls += 1;
+    if (sub !== undefined) {
+      let subs = this.#bySubAccount.get(endpoint);
+      if (!subs) {
+        subs = new Map();
+        this.#bySubAccount.set(endpoint, subs);
+      }
+      subs.set(sub, (subs.get(sub) ?? 0) + 1);
+    }
     return counter;
   }
 
+  /** Calls by one account (appid, corpid, or `<corpid>/<app>` for a WeCom app), or all. */
   count(endpoint: string, appid?: string): number {
     const byApp = this.#byEndpoint.get(endpoint);
     if (!byApp) return 0;
-    if (appid !== undefined) return byApp.get(appid)?.calls ?? 0;
+    if (appid !== undefined) {
+      return byApp.get(appid)?.calls ?? this.#bySubAccount.get(endpoint)?.get(appid) ?? 0;
+    }
     let total = 0;
     for (const counter of byApp.values()) total += counter.calls;
     return total;
@@ -56,6 +72,7 @@ export class CallCounters {
 
   clear(): void {
     this.#byEndpoint.clear();
+    this.#bySubAccount.clear();
   }
 }
 

@@ -1,15 +1,18 @@
 /**
  * The project's emulator of WeChat's credential HTTP API: the upstream for
  * the broker's tests, demo mode and benchmarks. It follows the numbered rules
- * of the shared WeChat API facts (§11, R1–R27, R33–R37 and R43–R44, with
- * the corrections C1 and C7).
+ * of the shared WeChat API facts (§11, R1–R37 and R43–R44, with the
+ * corrections C1, C7 and C10).
  *
  * Served: GET /cgi-bin/token, POST /cgi-bin/stable_token,
  * GET /cgi-bin/ticket/getticket, GET /cgi-bin/getcallbackip,
  * GET /cgi-bin/get_api_domain_ip, POST /cgi-bin/openapi/quota/get,
  * POST /cgi-bin/openapi/quota/clear, POST /cgi-bin/clear_quota,
  * POST /cgi-bin/clear_quota/v2, GET /sns/oauth2/access_token,
- * GET /sns/oauth2/refresh_token, GET /sns/auth. Control plane under
+ * GET /sns/oauth2/refresh_token, GET /sns/auth, and WeCom's
+ * GET /cgi-bin/gettoken, GET /cgi-bin/get_jsapi_ticket,
+ * GET /cgi-bin/ticket/get?type=agent_config and GET /cgi-bin/agent/get
+ * (WeCom's host; the paths do not collide). Control plane under
  * /_emulator/ (see control-routes.ts for the endpoint table).
  *
  * Emulator choices where WeChat's behaviour is undocumented (defaults; most
@@ -69,6 +72,26 @@
  *   password change voids both (42007 on refresh, 40001 on /sns/auth).
  * - `website_app` and `mobile_app` accounts get the official-account classic
  *   token quota (2000 a day) if they call /cgi-bin/token.
+ *
+ * WeCom (R28–R32, C10), emulator choices (`wecom` options or control calls):
+ * - Corps and apps are apart from official accounts. Tokens are per
+ *   (corp, app secret) and the same token comes back while it works;
+ *   `expires_in` is the remaining seconds (`expiresIn: "full"` for 7200).
+ * - WeCom errors are `{errcode, errmsg}` with errmsg shaped like WeCom's:
+ *   "<text>, hint: [...], from ip: <caller>, more info at …?e=<errcode>".
+ * - gettoken order: 41002 → 41004 → 40013 → failures block → frequency
+ *   limit → 40091 (another corp's secret) / 40001 → 50003 → 60020.
+ *   Token APIs: 41001 → 40014 (unknown, official-account tokens included)
+ *   → frequency limit → 40014 (killed) / 42001 → 50003 → 60020 → 48002.
+ * - A token of another app: agent/get → 301002; the agent ticket is always
+ *   the token's own app's; corp-level tokens get 48002 for agent_config;
+ *   ticket/get with another `type` → 40058.
+ * - Limits use clock minutes and hours; blocks last 60 s / 60 min from the
+ *   call that went over; blocked calls count nowhere. Ticket allowances
+ *   (400/corp, 100/app an hour, both kinds together) reject without a block.
+ *   The 2000th failed gettoken of a corp in a clock hour blocks its
+ *   gettoken for 1 h (`failedGettokenPerHour: null` turns it off).
+ * - A new secret, removing an app or a corp kills its tokens (40014).
  */
 
 export type {
@@ -107,3 +130,14 @@ export type {
   MeteredPath,
   OAuthOptions,
 } from "./types.js";
+export type {
+  WecomAppInfo,
+  WecomAppPatch,
+  WecomAppSpec,
+  WecomControl,
+  WecomCorpSpec,
+  WecomLimits,
+  WecomOptions,
+  WecomTicketInfo,
+  WecomTokenInfo,
+} from "./wecom-types.js";

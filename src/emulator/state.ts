@@ -13,6 +13,9 @@ import { TicketStore } from "./tickets.js";
 import { TokenRegistry } from "./token-registry.js";
 import { TokenSlots } from "./token-slots.js";
 import type { MeteredPath } from "./types.js";
+import { WecomCorps } from "./wecom-corps.js";
+import { WecomLimiter } from "./wecom-limits.js";
+import { WecomTokens } from "./wecom-tokens.js";
 
 /**
  * Everything the emulator remembers, in one place so `reset()` is exact and
@@ -37,6 +40,10 @@ export class EmulatorState {
   readonly oauthCodes = new OAuthCodes();
   readonly oauthGrants = new OAuthGrants();
   readonly oauthPolicy: OAuthPolicy;
+  /** WeCom (R28–R32): corps and apps, their tokens and tickets, and the limits. */
+  readonly wecomCorps = new WecomCorps();
+  readonly wecomTokens = new WecomTokens();
+  readonly wecomLimiter: WecomLimiter;
 
   constructor(config: EmulatorConfig, clock: OffsetClock) {
     this.config = config;
@@ -56,6 +63,7 @@ export class EmulatorState {
     this.oauthPolicy = new OAuthPolicy(config.oauth, this.calendar, (appid) =>
       this.apps.typeOf(appid),
     );
+    this.wecomLimiter = new WecomLimiter(config.wecom.limits);
     this.reset();
   }
 
@@ -77,7 +85,11 @@ export class EmulatorState {
     this.oauthCodes.clear();
     this.oauthGrants.clear();
     this.oauthPolicy.clear();
+    this.wecomCorps.clear();
+    this.wecomTokens.clear();
+    this.wecomLimiter.clear(true);
     for (const app of this.config.apps) this.apps.add(app);
+    for (const corp of this.config.wecom.corps) this.wecomCorps.addCorp(corp);
   }
 
   /**

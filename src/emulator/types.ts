@@ -1,5 +1,6 @@
 import type { Clock } from "../shared/clock.js";
 import type { Logger } from "../shared/logger.js";
+import type { WecomOptions } from "./wecom-types.js";
 
 /**
  * Account types with different defaults: classic token quota (R5), and for
@@ -120,4 +121,6 @@ export interface EmulatorOptions {
   random?: () => number;
   /** Web OAuth (`/sns/*`) defaults (R33–R37). */
   oauth?: OAuthOptions;
+  /** WeCom corps, apps, lifetimes and limits (R28–R32). Corps are apart from `apps`. */
+  wecom?: WecomOptions;
 }
