@@ -19,6 +19,15 @@ export interface EmulatedApp extends EmulatorApp {
   prefetch?: boolean;
 }
 
+/** A WeCom app of the broker's config, backed by the emulator's corps. */
+export interface EmulatedWecomApp {
+  readonly id: string;
+  readonly corpid: string;
+  readonly agentid?: string;
+  readonly secret: string;
+  readonly kinds?: string[];
+}
+
 export interface EmulatedBroker {
   readonly broker: RunningBroker;
   readonly emulator: Emulator;
@@ -39,6 +48,8 @@ export interface EmulatedBroker {
 export async function startEmulatedBroker(
   options: {
     apps: readonly EmulatedApp[];
+    /** WeCom apps (type wecom); their corps and secrets go to the emulator through `emulator.wecom`. */
+    wecomApps?: readonly EmulatedWecomApp[];
     config?: Record<string, unknown>;
     emulator?: Omit<EmulatorOptions, "apps" | "clock">;
   },
@@ -62,19 +73,38 @@ export async function startEmulatedBroker(
       {
         listen: { grpc: "127.0.0.1:0", connect: "127.0.0.1:0" },
         ...config,
-        upstream: { timeoutMs: 2000, ...(config.upstream as object | undefined), baseUrl: url },
-        apps: apps.map((a, i) => {
-          env[`EMULATED_APP_SECRET_${i}`] = a.secret;
-          return {
-            id: a.id,
-            appid: a.appid,
-            type: a.brokerType ?? "official_account",
-            tokenMode: a.tokenMode ?? "classic",
-            prefetch: a.prefetch ?? false,
-            secret: { env: `EMULATED_APP_SECRET_${i}` },
-            ...(a.kinds ? { kinds: a.kinds } : {}),
-          };
-        }),
+        upstream: {
+          timeoutMs: 2000,
+          ...(config.upstream as object | undefined),
+          baseUrl: url,
+          wecomBaseUrl: url,
+        },
+        apps: [
+          ...apps.map((a, i) => {
+            env[`EMULATED_APP_SECRET_${i}`] = a.secret;
+            return {
+              id: a.id,
+              appid: a.appid,
+              type: a.brokerType ?? "official_account",
+              tokenMode: a.tokenMode ?? "classic",
+              prefetch: a.prefetch ?? false,
+              secret: { env: `EMULATED_APP_SECRET_${i}` },
+              ...(a.kinds ? { kinds: a.kinds } : {}),
+            };
+          }),
+          ...(options.wecomApps ?? []).map((a, i) => {
+            env[`EMULATED_WECOM_SECRET_${i}`] = a.secret;
+            return {
+              id: a.id,
+              type: "wecom",
+              corpid: a.corpid,
+              ...(a.agentid === undefined ? {} : { agentid: a.agentid }),
+              prefetch: false,
+              secret: { env: `EMULATED_WECOM_SECRET_${i}` },
+              ...(a.kinds ? { kinds: a.kinds } : {}),
+            };
+          }),
+        ],
       },
       { env, readFile: () => "" },
     );

@@ -61,6 +61,7 @@ export interface CodeExchangeDeps {
  */
 export class CodeExchange {
   readonly #local = new Map<string, Promise<ExchangeOutcome>>();
+  readonly #never = new AbortController().signal;
 
   constructor(private readonly d: CodeExchangeDeps) {}
 
@@ -126,7 +127,10 @@ export class CodeExchange {
     code: string,
   ): Promise<ExchangeOutcome | { readonly notCalled: BrokerError }> {
     const { upstreams, gate, clock } = this.d;
-    const signal = AbortSignal.timeout(this.d.claimTtlMs);
+    // No timer of its own: the upstream client times the call out, and the
+    // grant's write is the refresher's (its lock lease bounds it). A caller
+    // that gives up does not stop the exchange: others may be waiting for it.
+    const signal = this.#never;
     const startedAt = clock.now();
     let grant: Awaited<ReturnType<UpstreamClients["oauth"]["exchangeCode"]>>;
     try {
@@ -164,7 +168,7 @@ export class CodeExchange {
           }),
           renewableUntil: startedAt + REFRESH_TOKEN_LIFE_MS,
         },
-        AbortSignal.timeout(this.d.claimTtlMs),
+        this.#never,
       );
       this.d.logger.info(
         { app: account.id, openid: grant.openid, version: credential.version },

@@ -71,7 +71,10 @@ export function createTokenService(deps: TokenServiceDeps): ServiceImpl<typeof T
       try {
         const key = validateCredentialRequest(req);
         const rejected = validateRejectedValue(req.rejectedValue);
-        const errcode = validateReportErrcode(req.errcode, key.kind);
+        const errcode = validateReportErrcode(
+          req.errcode,
+          manager.staleErrcodes(key.appId, key.kind, key.subject),
+        );
         const client = callerOf(ctx);
         // A client that may only report gets no value, and its report fetches
         // nothing the broker does not hold already.

@@ -1,11 +1,5 @@
 import type { TokenKind } from "../../gen/tokenbroker/v1/token_service_pb.js";
-import {
-  APP_ID_PATTERN,
-  type CredentialKey,
-  type CredentialKind,
-  SUBJECT_PATTERN,
-} from "../core/credential.js";
-import { KINDS } from "../credentials/index.js";
+import { APP_ID_PATTERN, type CredentialKey, SUBJECT_PATTERN } from "../core/credential.js";
 import { InvalidArgumentError } from "../shared/errors.js";
 import { kindFromProto } from "./kinds.js";
 
@@ -56,13 +50,13 @@ export function validateRejectedValue(value: string): string {
 }
 
 /**
- * The errcodes that mean a credential of `kind` is stale, by its family's
- * table (for official accounts, facts §10: 40001 invalid or not latest,
- * 42001 expired, 40014 invalid); 0 means not given. A new credential fixes
- * none of the others, so a report of them fetches nothing.
+ * The errcodes that mean a credential is stale, by its family's table
+ * (`stale`: for official accounts, facts §10: 40001 invalid or not latest,
+ * 42001 expired, 40014 invalid; for WeCom 40014 and 42001, its 40001 being a
+ * wrong secret); 0 means not given. A new credential fixes none of the
+ * others, so a report of them fetches nothing.
  */
-export function validateReportErrcode(errcode: number, kind: CredentialKind): number {
-  const stale = KINDS.get(kind)?.errcodes.stale ?? [];
+export function validateReportErrcode(errcode: number, stale: readonly number[]): number {
   if (errcode !== 0 && !stale.includes(errcode)) {
     throw new InvalidArgumentError(
       `errcode ${errcode} does not mean the credential is stale, so a new one would not help; ` +

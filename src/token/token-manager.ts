@@ -140,6 +140,11 @@ export class TokenManager {
     return held && rules.isServable(held, this.#clock.now()) ? held : undefined;
   }
 
+  /** The errcodes meaning a credential is stale, by its app's family (what InvalidateToken accepts). */
+  staleErrcodes(appId: string, kind: CredentialKind, subject?: string): readonly number[] {
+    return this.#rules.resolve(keyOf(appId, kind, subject)).rules.spec.errcodes.stale;
+  }
+
   /** Compare-and-refresh after WeChat rejected `rejectedValue`. */
   async invalidate(
     appId: string,
