@@ -58,7 +58,12 @@ async function withTicks<T>(harness: ReplicaHarness, work: Promise<T>): Promise<
   const settled = work.finally(() => {
     done = true;
   });
-  while (!done) await harness.clock.advance(100);
+  // Paced in real time too: the claimer's call to the emulator takes real
+  // time, and fake time racing ahead would make the waiters give up.
+  while (!done) {
+    await harness.clock.advance(100);
+    await new Promise((r) => setTimeout(r, 20));
+  }
   return settled;
 }
 

@@ -103,6 +103,12 @@ describe("the store is the only source of truth (encryption keys configured)", (
 
   it("a plaintext record HSET into Redis, announced with a high version, is refused and replaced by the next refresh", async () => {
     const first = await h.replicas[0]?.manager.get("classic", "access_token", never);
+    // Every replica holds it before the forgery: a replica still re-reading
+    // the first write's notice would otherwise read the forged record instead.
+    await eventually(
+      () => servedBy().every((v) => v === first?.value),
+      "every replica on the first token",
+    );
     const now = h.clock.now();
     await client.hset(credKey(), {
       value: FORGED,

@@ -306,7 +306,7 @@ describe("a Python client with stubs generated from our proto", () => {
       step: "get_kind_unset",
       code: "INVALID_ARGUMENT",
       details:
-        "kind is required: one of TOKEN_KIND_ACCESS_TOKEN, TOKEN_KIND_JSAPI_TICKET, TOKEN_KIND_WX_CARD_TICKET, TOKEN_KIND_WECOM_AGENT_TICKET, TOKEN_KIND_USER_ACCESS_TOKEN",
+        "kind is required: one of TOKEN_KIND_ACCESS_TOKEN, TOKEN_KIND_JSAPI_TICKET, TOKEN_KIND_WX_CARD_TICKET, TOKEN_KIND_USER_ACCESS_TOKEN, TOKEN_KIND_WECOM_AGENT_TICKET",
     });
     // Rejected before any upstream call.
     expect(observed("get_kind_unset").tokenCalls).toBe(1);
