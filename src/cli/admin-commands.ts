@@ -18,13 +18,18 @@ const iso = (t: Parameters<typeof timestampDate>[0] | undefined) =>
 /** `token-broker status`: one table per section, readable in a terminal. */
 export async function statusCommand(o: AdminOptions & { app: string }): Promise<void> {
   const s = await admin(o).getStatus({ appId: o.app }, { timeoutMs: o.timeoutMs });
+  const kindName = (k: TokenKind) => (TokenKind[k] ?? String(k)).toLowerCase();
+  print("Apps", [
+    ["APP", "TYPE", "KINDS"],
+    ...s.apps.map((a) => [a.appId, a.type, a.kinds.map(kindName).join(",")]),
+  ]);
   const rows: string[][] = [
     ["APP", "KIND", "VERSION", "EXPIRES", "NEXT REFRESH", "OVERDUE", "FINGERPRINT", "LAST ERROR"],
   ];
   for (const c of s.credentials) {
     rows.push([
       c.appId,
-      (TokenKind[c.kind] ?? "").toLowerCase(),
+      kindName(c.kind),
       c.version.toString(),
       iso(c.expiresAt),
       iso(c.nextRefreshAt),

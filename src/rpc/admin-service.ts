@@ -4,6 +4,7 @@ import { ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc
 import {
   type AdminService,
   AlertStatusSchema,
+  AppStatusSchema,
   BreakerStatusSchema,
   CredentialStatusSchema,
   QuotaStatusSchema,
@@ -16,11 +17,16 @@ import { CLEAR_QUOTA_GAP_MS, type QuotaLedger } from "../quota/index.js";
 import { auditedText } from "../security/audit-values.js";
 import { peerKey } from "../server/index.js";
 import type { Clock } from "../shared/clock.js";
-import { BrokerError, InvalidArgumentError, QuotaExhaustedError } from "../shared/errors.js";
+import {
+  BrokerError,
+  FailedPreconditionError,
+  InvalidArgumentError,
+  QuotaExhaustedError,
+} from "../shared/errors.js";
 import { fingerprint } from "../shared/fingerprint.js";
 import type { Logger } from "../shared/logger.js";
 import { toConnectError } from "../shared/to-connect-error.js";
-import type { AppRegistry } from "../token/app.js";
+import { type AppRegistry, kindsOfType } from "../token/app.js";
 import { toBrokerError } from "../token/to-broker-error.js";
 import type { TokenManager } from "../token/token-manager.js";
 import type { UpstreamBreakers } from "../upstream/upstream-breakers.js";
@@ -136,7 +142,18 @@ export function createAdminService(d: AdminServiceDeps): ServiceImpl<typeof Admi
             since: timestampFromMs(a.since),
           }),
         );
-      return { credentials, breakers, quotas, alerts };
+      // Every app, held credentials or not: a wrong secret leaves an app with none.
+      const apps = d.apps
+        .all()
+        .filter((a) => wanted(a.id))
+        .map((a) =>
+          create(AppStatusSchema, {
+            appId: a.id,
+            type: a.type,
+            kinds: (a.kinds ?? kindsOfType(a.type, d.apps.kinds)).map(kindToProto),
+          }),
+        );
+      return { credentials, breakers, quotas, alerts, apps };
     },
 
     async forceRefresh(req, ctx) {
@@ -172,6 +189,15 @@ export function createAdminService(d: AdminServiceDeps): ServiceImpl<typeof Admi
       const reason = requireReason(req.reason);
       return audited("clear_quota", appId, reason, ctx, async () => {
         const app = d.apps.resolve(appId, "access_token");
+        // clear_quota/v2 takes the app's secret: only accounts that have it may call it
+        // (a WeCom app's secret must never reach WeChat's official-account host).
+        const account = d.apps.kinds.accountType(app.type);
+        if (!account?.endpoints.some((e) => e.name === "clear_quota"))
+          throw new FailedPreconditionError(
+            `app '${appId}' is a ${account?.label ?? app.type}, which has no quota clear: ` +
+              "WeChat's clear_quota/v2 is for official accounts and mini programs. Wait for the " +
+              "blocked window to end (see the errcode's advice); nothing was sent to WeChat",
+          );
         // WeChat allows 10 clears a month: one mistaken loop must not use them all.
         const decision = await d.ledger.take(appId, "clear_quota", d.clock.now());
         if (!decision.allowed) {

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tokenbroker/v1/admin_service.proto.
  */
 export const file_tokenbroker_v1_admin_service: GenFile = /*@__PURE__*/
-  fileDesc("CiJ0b2tlbmJyb2tlci92MS9hZG1pbl9zZXJ2aWNlLnByb3RvEg50b2tlbmJyb2tlci52MSIiChBHZXRTdGF0dXNSZXF1ZXN0Eg4KBmFwcF9pZBgBIAEoCSKzAgoQQ3JlZGVudGlhbFN0YXR1cxIOCgZhcHBfaWQYASABKAkSJwoEa2luZBgCIAEoDjIZLnRva2VuYnJva2VyLnYxLlRva2VuS2luZBIPCgd2ZXJzaW9uGAMgASgEEi4KCmZldGNoZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjMKD25leHRfcmVmcmVzaF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFwoPcmVmcmVzaF9vdmVyZHVlGAcgASgIEhIKCmxhc3RfZXJyb3IYCCABKAkSEwoLZmluZ2VycHJpbnQYCSABKAkibwoNQnJlYWtlclN0YXR1cxIOCgZhcHBfaWQYASABKAkSEAoIZW5kcG9pbnQYAiABKAkSDQoFc3RhdGUYAyABKAkSLQoJb3BlbmVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKAAQoLUXVvdGFTdGF0dXMSDgoGYXBwX2lkGAEgASgJEhAKCGVuZHBvaW50GAIgASgJEgwKBHVzZWQYAyABKAMSDgoGYnVkZ2V0GAQgASgDEjEKDWJsb2NrZWRfdW50aWwYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wInkKC0FsZXJ0U3RhdHVzEgwKBG5hbWUYASABKAkSDgoGYXBwX2lkGAIgASgJEhAKCHNldmVyaXR5GAMgASgJEg8KB3N1bW1hcnkYBCABKAkSKQoFc2luY2UYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wItUBChFHZXRTdGF0dXNSZXNwb25zZRI1CgtjcmVkZW50aWFscxgBIAMoCzIgLnRva2VuYnJva2VyLnYxLkNyZWRlbnRpYWxTdGF0dXMSLwoIYnJlYWtlcnMYAiADKAsyHS50b2tlbmJyb2tlci52MS5CcmVha2VyU3RhdHVzEisKBnF1b3RhcxgDIAMoCzIbLnRva2VuYnJva2VyLnYxLlF1b3RhU3RhdHVzEisKBmFsZXJ0cxgEIAMoCzIbLnRva2VuYnJva2VyLnYxLkFsZXJ0U3RhdHVzIjUKE0ZvcmNlUmVmcmVzaFJlcXVlc3QSDgoGYXBwX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSI8ChRGb3JjZVJlZnJlc2hSZXNwb25zZRIkCgV0b2tlbhgBIAEoCzIVLnRva2VuYnJva2VyLnYxLlRva2VuIjMKEUNsZWFyUXVvdGFSZXF1ZXN0Eg4KBmFwcF9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiFAoSQ2xlYXJRdW90YVJlc3BvbnNlMpACCgxBZG1pblNlcnZpY2USUAoJR2V0U3RhdHVzEiAudG9rZW5icm9rZXIudjEuR2V0U3RhdHVzUmVxdWVzdBohLnRva2VuYnJva2VyLnYxLkdldFN0YXR1c1Jlc3BvbnNlElkKDEZvcmNlUmVmcmVzaBIjLnRva2VuYnJva2VyLnYxLkZvcmNlUmVmcmVzaFJlcXVlc3QaJC50b2tlbmJyb2tlci52MS5Gb3JjZVJlZnJlc2hSZXNwb25zZRJTCgpDbGVhclF1b3RhEiEudG9rZW5icm9rZXIudjEuQ2xlYXJRdW90YVJlcXVlc3QaIi50b2tlbmJyb2tlci52MS5DbGVhclF1b3RhUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp, file_tokenbroker_v1_token_service]);
+  fileDesc("CiJ0b2tlbmJyb2tlci92MS9hZG1pbl9zZXJ2aWNlLnByb3RvEg50b2tlbmJyb2tlci52MSIiChBHZXRTdGF0dXNSZXF1ZXN0Eg4KBmFwcF9pZBgBIAEoCSKzAgoQQ3JlZGVudGlhbFN0YXR1cxIOCgZhcHBfaWQYASABKAkSJwoEa2luZBgCIAEoDjIZLnRva2VuYnJva2VyLnYxLlRva2VuS2luZBIPCgd2ZXJzaW9uGAMgASgEEi4KCmZldGNoZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjMKD25leHRfcmVmcmVzaF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFwoPcmVmcmVzaF9vdmVyZHVlGAcgASgIEhIKCmxhc3RfZXJyb3IYCCABKAkSEwoLZmluZ2VycHJpbnQYCSABKAkibwoNQnJlYWtlclN0YXR1cxIOCgZhcHBfaWQYASABKAkSEAoIZW5kcG9pbnQYAiABKAkSDQoFc3RhdGUYAyABKAkSLQoJb3BlbmVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKAAQoLUXVvdGFTdGF0dXMSDgoGYXBwX2lkGAEgASgJEhAKCGVuZHBvaW50GAIgASgJEgwKBHVzZWQYAyABKAMSDgoGYnVkZ2V0GAQgASgDEjEKDWJsb2NrZWRfdW50aWwYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wInkKC0FsZXJ0U3RhdHVzEgwKBG5hbWUYASABKAkSDgoGYXBwX2lkGAIgASgJEhAKCHNldmVyaXR5GAMgASgJEg8KB3N1bW1hcnkYBCABKAkSKQoFc2luY2UYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlMKCUFwcFN0YXR1cxIOCgZhcHBfaWQYASABKAkSDAoEdHlwZRgCIAEoCRIoCgVraW5kcxgDIAMoDjIZLnRva2VuYnJva2VyLnYxLlRva2VuS2luZCL+AQoRR2V0U3RhdHVzUmVzcG9uc2USNQoLY3JlZGVudGlhbHMYASADKAsyIC50b2tlbmJyb2tlci52MS5DcmVkZW50aWFsU3RhdHVzEi8KCGJyZWFrZXJzGAIgAygLMh0udG9rZW5icm9rZXIudjEuQnJlYWtlclN0YXR1cxIrCgZxdW90YXMYAyADKAsyGy50b2tlbmJyb2tlci52MS5RdW90YVN0YXR1cxIrCgZhbGVydHMYBCADKAsyGy50b2tlbmJyb2tlci52MS5BbGVydFN0YXR1cxInCgRhcHBzGAUgAygLMhkudG9rZW5icm9rZXIudjEuQXBwU3RhdHVzIjUKE0ZvcmNlUmVmcmVzaFJlcXVlc3QSDgoGYXBwX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSI8ChRGb3JjZVJlZnJlc2hSZXNwb25zZRIkCgV0b2tlbhgBIAEoCzIVLnRva2VuYnJva2VyLnYxLlRva2VuIjMKEUNsZWFyUXVvdGFSZXF1ZXN0Eg4KBmFwcF9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiFAoSQ2xlYXJRdW90YVJlc3BvbnNlMpACCgxBZG1pblNlcnZpY2USUAoJR2V0U3RhdHVzEiAudG9rZW5icm9rZXIudjEuR2V0U3RhdHVzUmVxdWVzdBohLnRva2VuYnJva2VyLnYxLkdldFN0YXR1c1Jlc3BvbnNlElkKDEZvcmNlUmVmcmVzaBIjLnRva2VuYnJva2VyLnYxLkZvcmNlUmVmcmVzaFJlcXVlc3QaJC50b2tlbmJyb2tlci52MS5Gb3JjZVJlZnJlc2hSZXNwb25zZRJTCgpDbGVhclF1b3RhEiEudG9rZW5icm9rZXIudjEuQ2xlYXJRdW90YVJlcXVlc3QaIi50b2tlbmJyb2tlci52MS5DbGVhclF1b3RhUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp, file_tokenbroker_v1_token_service]);
 
 /**
  * GetStatusRequest optionally narrows the status to one app.
@@ -255,6 +255,41 @@ export const AlertStatusSchema: GenMessage<AlertStatus> = /*@__PURE__*/
   messageDesc(file_tokenbroker_v1_admin_service, 4);
 
 /**
+ * AppStatus is one configured app, whether or not it holds a credential yet.
+ *
+ * @generated from message tokenbroker.v1.AppStatus
+ */
+export type AppStatus = Message<"tokenbroker.v1.AppStatus"> & {
+  /**
+   * The broker's id of the app.
+   *
+   * @generated from field: string app_id = 1;
+   */
+  appId: string;
+
+  /**
+   * Its account type as configured: official_account, mini_program, wecom, …
+   *
+   * @generated from field: string type = 2;
+   */
+  type: string;
+
+  /**
+   * The kinds it offers clients (apps[].kinds, or every kind of its type).
+   *
+   * @generated from field: repeated tokenbroker.v1.TokenKind kinds = 3;
+   */
+  kinds: TokenKind[];
+};
+
+/**
+ * Describes the message tokenbroker.v1.AppStatus.
+ * Use `create(AppStatusSchema)` to create a new message.
+ */
+export const AppStatusSchema: GenMessage<AppStatus> = /*@__PURE__*/
+  messageDesc(file_tokenbroker_v1_admin_service, 5);
+
+/**
  * GetStatusResponse is the broker's state as this replica sees it.
  *
  * @generated from message tokenbroker.v1.GetStatusResponse
@@ -287,6 +322,13 @@ export type GetStatusResponse = Message<"tokenbroker.v1.GetStatusResponse"> & {
    * @generated from field: repeated tokenbroker.v1.AlertStatus alerts = 4;
    */
   alerts: AlertStatus[];
+
+  /**
+   * Every configured app (or the one asked for), with its type.
+   *
+   * @generated from field: repeated tokenbroker.v1.AppStatus apps = 5;
+   */
+  apps: AppStatus[];
 };
 
 /**
@@ -294,7 +336,7 @@ export type GetStatusResponse = Message<"tokenbroker.v1.GetStatusResponse"> & {
  * Use `create(GetStatusResponseSchema)` to create a new message.
  */
 export const GetStatusResponseSchema: GenMessage<GetStatusResponse> = /*@__PURE__*/
-  messageDesc(file_tokenbroker_v1_admin_service, 5);
+  messageDesc(file_tokenbroker_v1_admin_service, 6);
 
 /**
  * ForceRefreshRequest names the app whose stable token leaked.
@@ -322,7 +364,7 @@ export type ForceRefreshRequest = Message<"tokenbroker.v1.ForceRefreshRequest"> 
  * Use `create(ForceRefreshRequestSchema)` to create a new message.
  */
 export const ForceRefreshRequestSchema: GenMessage<ForceRefreshRequest> = /*@__PURE__*/
-  messageDesc(file_tokenbroker_v1_admin_service, 6);
+  messageDesc(file_tokenbroker_v1_admin_service, 7);
 
 /**
  * ForceRefreshResponse carries the new token.
@@ -343,7 +385,7 @@ export type ForceRefreshResponse = Message<"tokenbroker.v1.ForceRefreshResponse"
  * Use `create(ForceRefreshResponseSchema)` to create a new message.
  */
 export const ForceRefreshResponseSchema: GenMessage<ForceRefreshResponse> = /*@__PURE__*/
-  messageDesc(file_tokenbroker_v1_admin_service, 7);
+  messageDesc(file_tokenbroker_v1_admin_service, 8);
 
 /**
  * ClearQuotaRequest names the app whose daily quota is exhausted.
@@ -371,7 +413,7 @@ export type ClearQuotaRequest = Message<"tokenbroker.v1.ClearQuotaRequest"> & {
  * Use `create(ClearQuotaRequestSchema)` to create a new message.
  */
 export const ClearQuotaRequestSchema: GenMessage<ClearQuotaRequest> = /*@__PURE__*/
-  messageDesc(file_tokenbroker_v1_admin_service, 8);
+  messageDesc(file_tokenbroker_v1_admin_service, 9);
 
 /**
  * ClearQuotaResponse confirms the clear.
@@ -386,7 +428,7 @@ export type ClearQuotaResponse = Message<"tokenbroker.v1.ClearQuotaResponse"> & 
  * Use `create(ClearQuotaResponseSchema)` to create a new message.
  */
 export const ClearQuotaResponseSchema: GenMessage<ClearQuotaResponse> = /*@__PURE__*/
-  messageDesc(file_tokenbroker_v1_admin_service, 9);
+  messageDesc(file_tokenbroker_v1_admin_service, 10);
 
 /**
  * AdminService is for operators: what the broker holds and why, and the two
