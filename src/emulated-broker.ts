@@ -26,6 +26,8 @@ export interface EmulatedWecomApp {
   readonly agentid?: string;
   readonly secret: string;
   readonly kinds?: string[];
+  /** Default false: the first GetToken fetches. */
+  readonly prefetch?: boolean;
 }
 
 export interface EmulatedBroker {
@@ -99,7 +101,7 @@ export async function startEmulatedBroker(
               type: "wecom",
               corpid: a.corpid,
               ...(a.agentid === undefined ? {} : { agentid: a.agentid }),
-              prefetch: false,
+              prefetch: a.prefetch ?? false,
               secret: { env: `EMULATED_WECOM_SECRET_${i}` },
               ...(a.kinds ? { kinds: a.kinds } : {}),
             };

@@ -12,11 +12,15 @@ export interface DemoOptions {
 }
 
 const DEMO_APPID = "wxd000000000000de0";
+/** The demo's WeCom app: a corp with one self-built app (agent). */
+const DEMO_CORPID = "wwd000000000000de0";
+const DEMO_AGENTID = 1000002;
 
 /**
  * `token-broker demo`: the broker on its embedded defaults (in-memory store)
- * with the built-in WeChat emulator as upstream and one app, `demo`. Loopback
- * only; every log line carries mode=demo.
+ * with the built-in WeChat emulator as upstream and two apps: `demo`, an
+ * official account, and `demo-wecom`, a WeCom app. Loopback only; every log
+ * line carries mode=demo.
  */
 export async function demo(options: DemoOptions): Promise<void> {
   for (const address of [options.grpc, options.connect]) assertLoopback(address);
@@ -24,6 +28,7 @@ export async function demo(options: DemoOptions): Promise<void> {
   // A fresh random secret per run: the demo has nothing worth protecting, and
   // nothing to copy into a real deployment.
   const secret = randomBytes(16).toString("hex");
+  const wecomSecret = randomBytes(16).toString("hex");
   const {
     broker,
     emulatorUrl: url,
@@ -31,6 +36,15 @@ export async function demo(options: DemoOptions): Promise<void> {
   } = await startEmulatedBroker(
     {
       apps: [{ id: "demo", appid: DEMO_APPID, secret, type: "official_account", prefetch: true }],
+      wecomApps: [
+        {
+          id: "demo-wecom",
+          corpid: DEMO_CORPID,
+          agentid: String(DEMO_AGENTID),
+          secret: wecomSecret,
+          prefetch: true,
+        },
+      ],
       config: {
         listen: { grpc: options.grpc, connect: options.connect },
         shutdown: { graceMs: 2000 },
@@ -38,6 +52,11 @@ export async function demo(options: DemoOptions): Promise<void> {
       emulator: {
         tokenLifetimeSeconds: options.tokenLifetimeSeconds,
         ticketLifetimeSeconds: options.tokenLifetimeSeconds,
+        wecom: {
+          corps: [{ corpid: DEMO_CORPID, apps: [{ agentid: DEMO_AGENTID, secret: wecomSecret }] }],
+          tokenLifetimeSeconds: options.tokenLifetimeSeconds,
+          ticketLifetimeSeconds: options.tokenLifetimeSeconds,
+        },
         logger: logger.child({ component: "emulator" }),
       },
     },
@@ -70,6 +89,9 @@ function banner(grpc: string, connect: string, emulator: string): string {
   │        ${connect}/tokenbroker.v1.TokenService/GetToken
   │   npx buf curl --protocol grpc --http2-prior-knowledge --list-methods ${grpc}
   │   node bin/token-broker.js watch --addr ${grpcHost} --app demo
+  │
+  │ WeCom app "demo-wecom" (corp ${DEMO_CORPID}, agent ${DEMO_AGENTID}):
+  │   node bin/token-broker.js get --addr ${grpcHost} --app demo-wecom --kind wecom_agent_ticket
   └─────────────────────────────────────────────────────────────────────
 `;
 }

@@ -39,6 +39,7 @@ async function main(argv: string[]): Promise<void> {
       host: { type: "string", default: "127.0.0.1" },
       port: { type: "string", default: "9001" },
       app: { type: "string", multiple: true, default: [] },
+      "wecom-app": { type: "string", multiple: true, default: [] },
       kind: { type: "string", default: "access_token" },
       subject: { type: "string", default: "" },
       code: { type: "string" },
@@ -89,6 +90,7 @@ async function main(argv: string[]): Promise<void> {
         host: values.host,
         port: int(values.port, "--port"),
         apps: values.app,
+        wecomApps: values["wecom-app"],
         tokenLifetimeSeconds: int(values["token-lifetime"] ?? "7200", "--token-lifetime"),
       });
     case "get":

@@ -9,15 +9,17 @@ export const USAGE = `token-broker: the central WeChat token server
 Usage:
   token-broker serve --config FILE          run the broker (or set TOKEN_BROKER_CONFIG)
   token-broker demo [--grpc HOST:PORT] [--connect HOST:PORT] [--token-lifetime SECONDS]
-                                            in-memory store + built-in WeChat emulator, app "demo"
+                                            in-memory store + built-in WeChat emulator, apps "demo"
+                                            (official account) and "demo-wecom" (WeCom app)
   token-broker emulator [--host H] [--port N] [--app APPID:SECRET ...] [--token-lifetime SECONDS]
-                                            the WeChat credential API emulator alone
+                        [--wecom-app CORPID:AGENTID:SECRET ...]   (empty AGENTID: a corp-level secret)
+                                            the WeChat credential API emulator alone (WeCom too)
   token-broker get        --app ID [--kind KIND] [--subject OPENID] [--addr HOST:PORT] [--reveal]
   token-broker watch      --app ID [--kind KIND] [--subject OPENID] [--addr HOST:PORT] [--reveal]
   token-broker invalidate --app ID --value VALUE [--errcode N] [--kind KIND] [--subject OPENID]
   token-broker oauth exchange --app ID --code CODE [--reveal]   a user's code for the user's grant
   token-broker oauth forget   --app ID --openid OPENID          delete a user's grant (logout)
-  token-broker status [--app ID] [--addr HOST:PORT]         credentials, quota, circuits, alerts
+  token-broker status [--app ID] [--addr HOST:PORT]   apps and types, credentials, quota, circuits, alerts
   token-broker force-refresh --app ID --reason TEXT          a stable token leaked: new one now (audited)
   token-broker clear-quota   --app ID --reason TEXT          WeChat clear_quota/v2 after 45009 (audited)
   token-broker grants export --config FILE --out FILE [--passphrase-file FILE]
@@ -25,10 +27,11 @@ Usage:
                                             users' grants to or from an encrypted file (backups, moves)
   token-broker hash-key < key-file                            SHA-256 of an API key, for security.clients
 
-KIND is access_token (default), jsapi_ticket, wx_card_ticket or user_access_token (a user's web
-OAuth token: --subject is the user's openid). --addr defaults to 127.0.0.1:50051. get, watch and
-oauth exchange print the credential's fingerprint; --reveal adds its value. A call refused because
-the user must authorize again (ErrorInfo reason REAUTHORIZE) says so and exits ${REAUTHORIZE_EXIT}.
+KIND is access_token (default), jsapi_ticket, wx_card_ticket, wecom_agent_ticket (a WeCom app's
+ticket for wx.agentConfig) or user_access_token (a user's web OAuth token: --subject is the user's
+openid). --addr defaults to 127.0.0.1:50051. get, watch and oauth exchange print the credential's
+fingerprint; --reveal adds its value. A call refused because the user must authorize again
+(ErrorInfo reason REAUTHORIZE) says so and exits ${REAUTHORIZE_EXIT}.
 
 Connecting (get, watch, invalidate, oauth, status, force-refresh, clear-quota):
   --api-key-file FILE   send the API key in FILE as authorization: Bearer (or set ${API_KEY_ENV});
