@@ -222,6 +222,8 @@ export function coreSettingsOf(config: BrokerConfig): CoreSettings {
     quota: {
       defaults: quota.budgets as EndpointBudgets,
       apps: quota.apps as Record<string, EndpointBudgets>,
+      groupDefaults: quota.corpBudgets as EndpointBudgets,
+      groups: quota.corps as Record<string, EndpointBudgets>,
       scheduledReserve: quota.scheduledReserve,
     },
     reportBudget: {

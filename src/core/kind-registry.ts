@@ -7,6 +7,8 @@ export interface AccountTypeSpec {
   readonly label: string;
   /** Metered calls that belong to the account rather than a kind (e.g. clear_quota). */
   readonly endpoints: readonly QuotaEndpointSpec[];
+  /** The group whose windowed budgets an account shares with others (a WeCom app's corp). */
+  readonly quotaGroup?: (account: { readonly appid: string }) => string;
 }
 
 /**
@@ -113,6 +115,20 @@ export class KindRegistry {
    * Every metered endpoint, each once (kinds may share one): upstream paths
    * in registration order, then pseudo-endpoints such as "force_refresh".
    */
+  /** The metered endpoints an account of `type` can call: its kinds' and its own. */
+  quotaEndpointsOf(type: string): string[] {
+    const own = this.#types.get(type)?.endpoints ?? [];
+    const names = new Set(
+      this.#all
+        .filter((k) => k.accountTypes.includes(type))
+        .flatMap((k) => k.endpoints.map((e) => e.name)),
+    );
+    for (const e of own) names.add(e.name);
+    return this.quotaEndpoints()
+      .map((e) => e.name)
+      .filter((n) => names.has(n));
+  }
+
   quotaEndpoints(): QuotaEndpointSpec[] {
     const all = new Map<string, QuotaEndpointSpec>();
     for (const k of this.#all) for (const e of k.endpoints) all.set(e.name, e);

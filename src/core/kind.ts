@@ -41,18 +41,39 @@ export type QuotaRefusal =
   | "clear_gap"
   | "reserved";
 
-/** An endpoint the quota ledger meters, with its default daily budget (null: unmetered). */
+/** An endpoint the quota ledger meters, with its default budget (null: unmetered). */
 export interface QuotaEndpointSpec {
   /** The ledger's name for it: the WeChat path, or a pseudo-endpoint such as "force_refresh". */
   readonly name: string;
   /** Its name inside Redis keys (stable: changing it forgets today's counts). */
   readonly segment: string;
-  readonly dailyBudget: number | null;
+  /** Calls per China day, or per window when it has one. */
+  readonly budget: number | null;
+  /** Counted per fixed window instead of per China day (WeCom limits per minute and hour). */
+  readonly window?: QuotaWindowSpec;
   /** Minimum gap between allowed calls, and the refusal it gives. */
   readonly gap?: { readonly ms: number; readonly refusal: "force_gap" | "clear_gap" };
   /** A quota clear does not zero it (clear_quota counts the clears themselves). */
   readonly keptOnClear?: boolean;
 }
+
+/**
+ * A budget per fixed window (aligned to the epoch, as WeCom's appear to be)
+ * for each app, and optionally one for all apps of a group: a WeCom corp,
+ * whose limits count every app of the corp together.
+ */
+export interface QuotaWindowSpec {
+  readonly period: QuotaPeriod;
+  /**
+   * The counter's name when endpoints are limited together (WeCom counts the
+   * corp and the app JS-SDK tickets against one limit); default: the segment.
+   */
+  readonly meter?: string;
+  /** Calls per window for all apps of a group together; null: no group budget. */
+  readonly groupBudget: number | null;
+}
+
+export type QuotaPeriod = "minute" | "hour";
 
 /** The configured account a credential belongs to, as a kind sees it. */
 export interface KindAccount {

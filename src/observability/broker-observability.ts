@@ -1,5 +1,5 @@
 import type { WebhookConfig } from "../config/config.js";
-import type { QuotaLedger } from "../quota/index.js";
+import { type QuotaLedger, usageQueryOf } from "../quota/index.js";
 import type { Clock } from "../shared/clock.js";
 import {
   QuotaExhaustedError,
@@ -184,7 +184,9 @@ export function createObservability(o: {
         metrics.userTokensHeld(manager.userTokensHeld);
         const next: QuotaSample[] = [];
         for (const app of apps.all()) {
-          const usage = await ledger.usage(app.id, o.clock.now()).catch(() => []);
+          const usage = await ledger
+            .usage(app.id, o.clock.now(), usageQueryOf(app))
+            .catch(() => []);
           for (const u of usage) {
             next.push({
               app: app.id,

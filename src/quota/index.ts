@@ -7,9 +7,13 @@ export {
   FORCE_REFRESH_GAP_MS,
   QUOTA_ENDPOINTS,
   type QuotaBudgets,
+  type QuotaDecision,
   type QuotaEndpoint,
   type QuotaLedger,
   type QuotaPurpose,
   type QuotaRefusal,
+  type UsageQuery,
+  WINDOWED,
 } from "./quota-ledger.js";
 export { RedisQuotaLedger } from "./redis-quota-ledger.js";
+export { usageQueryOf } from "./usage-query.js";

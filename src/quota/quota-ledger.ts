@@ -1,12 +1,19 @@
 import { APP_ID_PATTERN } from "../core/credential.js";
-import type { QuotaEndpointSpec, QuotaRefusal } from "../core/kind.js";
+import type {
+  QuotaEndpointSpec,
+  QuotaPeriod,
+  QuotaRefusal,
+  QuotaWindowSpec,
+} from "../core/kind.js";
 import { KINDS } from "../credentials/index.js";
 
 /**
  * The quota ledger: the broker's own count of its upstream calls per app,
- * endpoint and China day (see china-day.ts). It refuses a call beyond a
+ * endpoint and China day (see china-day.ts), or per minute or hour for the
+ * endpoints WeCom limits that way (see windows.ts), where the apps of one
+ * group (a WeCom corp) also share a budget. It refuses a call beyond a
  * configured budget kept below WeChat's limit, refuses an endpoint WeChat
- * answered 45009 for until the next China day, and gates stable-token force
+ * answered 45009 for until the limit resets, and gates stable-token force
  * refreshes (at least 30 s apart, 20 a day).
  *
  * It only counts and decides. What a refusal or a ledger outage means for a
@@ -18,6 +25,11 @@ import { KINDS } from "../credentials/index.js";
 const CATALOG: readonly QuotaEndpointSpec[] = KINDS.quotaEndpoints();
 
 export const QUOTA_ENDPOINTS: readonly string[] = CATALOG.map((e) => e.name);
+
+/** The endpoints counted per minute or hour (WeCom's), with their windows. */
+export const WINDOWED: ReadonlyMap<QuotaEndpoint, QuotaWindowSpec> = new Map(
+  CATALOG.flatMap((e) => (e.window ? [[e.name, e.window] as const] : [])),
+);
 
 function gapOf(endpoint: string): number {
   const gap = CATALOG.find((e) => e.name === endpoint)?.gap?.ms;
@@ -45,12 +57,16 @@ export interface QuotaDecision {
   allowed: boolean;
   /** Why the call was refused; absent when allowed. */
   reason?: QuotaRefusal;
-  /** Today's count for the endpoint, including this call when it was allowed. */
+  /** The window's count (today's, or this minute's or hour's), including this call when allowed. */
   used: number;
-  /** Today's budget; `Infinity` when the endpoint is unmetered for the app. */
+  /** The window's budget; `Infinity` when the endpoint is unmetered for the app. */
   budget: number;
   /** Epoch ms when the call may be allowed again; absent when allowed. */
   retryAt?: number;
+  /** What `used` and `budget` count over: absent for the China day. */
+  window?: QuotaPeriod;
+  /** Whose budget or block refused the call: the group's (a WeCom corp) rather than the app's. */
+  group?: string;
 }
 
 export interface QuotaUsage {
@@ -60,20 +76,40 @@ export interface QuotaUsage {
   budget: number;
   /** Epoch ms the 45009 block ends; absent when the endpoint is not blocked. */
   blockedUntil?: number;
+  /** What `used` and `budget` count over: absent for the China day. */
+  window?: QuotaPeriod;
+  /** The group's (a WeCom corp's) count and budget for the same window, when asked for one. */
+  group?: { id: string; used: number; budget: number };
+}
+
+/** Which endpoints usage() reports, and the app's group (a WeCom corp) if it has one. */
+export interface UsageQuery {
+  /** Default: every endpoint of the catalog. */
+  endpoints?: readonly QuotaEndpoint[];
+  group?: string;
 }
 
 export interface QuotaLedger {
-  /** Atomically checks the budget and the 45009 block, and if allowed counts one call. */
+  /**
+   * Atomically checks the budget and the 45009 block, and if allowed counts
+   * one call; for a windowed endpoint with a `group`, the group's budget and
+   * block too (the app's count is given back when the group refuses).
+   */
   take(
     app: string,
     endpoint: QuotaEndpoint,
     now: number,
     purpose?: QuotaPurpose,
+    group?: string,
   ): Promise<QuotaDecision>;
-  /** WeChat said 45009 for this endpoint: block it until the next China day (00:00 UTC+8). */
-  blockUntilReset(app: string, endpoint: QuotaEndpoint, now: number): Promise<void>;
-  /** Usage for status/metrics: today's count, budget, blocked-until, for every endpoint. */
-  usage(app: string, now: number): Promise<QuotaUsage[]>;
+  /**
+   * WeChat said 45009 for this endpoint: block it until the next China day
+   * (00:00 UTC+8); a windowed endpoint for a minute, or an hour when hit again
+   * within the hour (windows.ts), for the whole group when it has one.
+   */
+  blockUntilReset(app: string, endpoint: QuotaEndpoint, now: number, group?: string): Promise<void>;
+  /** Usage for status/metrics: the window's count, budget, blocked-until, per endpoint. */
+  usage(app: string, now: number, query?: UsageQuery): Promise<QuotaUsage[]>;
   /** After an audited quota clear: zero today's counters (not clear_quota's own) and lift blocks for the app. */
   reset(app: string, now: number): Promise<void>;
   close(): Promise<void>;
@@ -88,6 +124,10 @@ export interface QuotaBudgets {
   defaults?: EndpointBudgets;
   /** Per app id, replaces the default per endpoint. */
   apps?: Readonly<Record<string, EndpointBudgets>>;
+  /** Windowed endpoints' budgets per group (a WeCom corp), replacing DEFAULT_GROUP_BUDGETS. */
+  groupDefaults?: EndpointBudgets;
+  /** Per group id (a corpid), replaces the group default per endpoint. */
+  groups?: Readonly<Record<string, EndpointBudgets>>;
   /**
    * The share of each metered endpoint's daily budget that refreshes caused
    * by reports (InvalidateToken) may not use, kept for scheduled refreshes
@@ -96,9 +136,14 @@ export interface QuotaBudgets {
   scheduledReserve?: number;
 }
 
-/** Each endpoint's default daily budget, as its kind declares it (below WeChat's limits, facts §1-§3). */
+/** Each endpoint's default budget, as its kind declares it (below WeChat's limits, facts §1-§3, §6.2). */
 export const DEFAULT_BUDGETS: Readonly<Record<QuotaEndpoint, Budget>> = Object.fromEntries(
-  CATALOG.map((e) => [e.name, e.dailyBudget]),
+  CATALOG.map((e) => [e.name, e.budget]),
+);
+
+/** Each windowed endpoint's default budget per group and window (a WeCom corp's apps together). */
+export const DEFAULT_GROUP_BUDGETS: Readonly<Record<QuotaEndpoint, Budget>> = Object.fromEntries(
+  [...WINDOWED].map(([name, w]) => [name, w.groupBudget]),
 );
 
 /** Consecutive allowed force refreshes must be at least this far apart (as the access token kind declares). */
@@ -131,6 +176,9 @@ export class BudgetTable {
   constructor(budgets: QuotaBudgets = {}) {
     checkTable("defaults", budgets.defaults);
     for (const [app, table] of Object.entries(budgets.apps ?? {})) checkTable(`apps.${app}`, table);
+    checkTable("groupDefaults", budgets.groupDefaults, true);
+    for (const [group, table] of Object.entries(budgets.groups ?? {}))
+      checkTable(`groups.${group}`, table, true);
     const reserve = budgets.scheduledReserve;
     if (reserve !== undefined && !(reserve >= 0 && reserve < 1))
       throw new TypeError("quota scheduledReserve: expected a share from 0 to below 1");
@@ -143,10 +191,27 @@ export class BudgetTable {
    * operators' calls, not reports).
    */
   effective(app: string, endpoint: QuotaEndpoint, purpose: QuotaPurpose = "any"): Budget {
-    const budget = this.budget(app, endpoint);
+    return this.#reserved(this.budget(app, endpoint), endpoint, purpose);
+  }
+
+  /** As effective(), for the budget a group's apps share (windowed endpoints only). */
+  effectiveForGroup(group: string, endpoint: QuotaEndpoint, purpose: QuotaPurpose = "any"): Budget {
+    return this.#reserved(this.groupBudget(group, endpoint), endpoint, purpose);
+  }
+
+  #reserved(budget: Budget, endpoint: QuotaEndpoint, purpose: QuotaPurpose): Budget {
     if (purpose === "any" || budget === null || GAPPED[endpoint]) return budget;
     const reserve = this.#budgets.scheduledReserve ?? DEFAULT_SCHEDULED_RESERVE;
     return Math.floor(budget * (1 - reserve));
+  }
+
+  /** The budget per window all apps of `group` share; `null` when none (or not windowed). */
+  groupBudget(group: string, endpoint: QuotaEndpoint): Budget {
+    const own = this.#budgets.groups?.[group]?.[endpoint];
+    if (own !== undefined) return own;
+    const configured = this.#budgets.groupDefaults?.[endpoint];
+    if (configured !== undefined) return configured;
+    return DEFAULT_GROUP_BUDGETS[endpoint] ?? null;
   }
 
   /** The daily budget of `endpoint` for `app`; `null` when unmetered. */
@@ -161,10 +226,14 @@ export class BudgetTable {
   }
 }
 
-function checkTable(where: string, table: EndpointBudgets | undefined): void {
+function checkTable(where: string, table: EndpointBudgets | undefined, windowedOnly = false): void {
   for (const [endpoint, budget] of Object.entries(table ?? {})) {
     if (!isQuotaEndpoint(endpoint))
       throw new TypeError(`quota budgets.${where}: unknown endpoint '${endpoint}'`);
+    if (windowedOnly && !WINDOWED.has(endpoint))
+      throw new TypeError(
+        `quota budgets.${where}: '${endpoint}' has no group budget (only WeCom's per-minute and per-hour endpoints do)`,
+      );
     if (budget !== undefined && budget !== null && !(Number.isSafeInteger(budget) && budget >= 0))
       throw new TypeError(
         `quota budgets.${where}['${endpoint}']: expected a whole number ≥ 0 or null`,
@@ -190,6 +259,12 @@ export function reportedBudget(budget: Budget): number {
 export function checkApp(app: string): void {
   if (!APP_ID_PATTERN.test(app))
     throw new TypeError("quota app id: 1-64 characters, letters, digits, '.', '_' or '-'");
+}
+
+/** Group ids (corpids) go into Redis keys too: the same pattern. */
+export function checkGroup(group: string | undefined): void {
+  if (group !== undefined && !APP_ID_PATTERN.test(group))
+    throw new TypeError("quota group id: 1-64 characters, letters, digits, '.', '_' or '-'");
 }
 
 export function checkNow(now: number): void {

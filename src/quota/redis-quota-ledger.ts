@@ -9,6 +9,7 @@ import {
   BudgetTable,
   CLEAR_QUOTA_GAP_MS,
   checkApp,
+  checkGroup,
   checkNow,
   FORCE_REFRESH_GAP_MS,
   GAPPED,
@@ -23,7 +24,11 @@ import {
   type QuotaUsage,
   refusalOf,
   reportedBudget,
+  type UsageQuery,
+  WINDOWED,
 } from "./quota-ledger.js";
+import { RedisWindows } from "./redis-windows.js";
+import { endpointWindow, type Window } from "./windows.js";
 
 declare module "ioredis" {
   interface RedisCommander<Context extends ClientContext = { type: "default" }> {
@@ -76,6 +81,7 @@ export class RedisQuotaLedger implements QuotaLedger {
   readonly #forceGapMs: number;
   readonly #clearGapMs: number;
   readonly #ownsClient: boolean;
+  readonly #windows: RedisWindows;
   #closing: Promise<void> | undefined;
 
   constructor(o: RedisQuotaLedgerOptions) {
@@ -87,6 +93,9 @@ export class RedisQuotaLedger implements QuotaLedger {
     this.#clearGapMs = o.clearGapMs ?? CLEAR_QUOTA_GAP_MS;
     this.#ownsClient = o.ownsClient ?? true;
     defineLuaScripts(this.#client, "quota", { takeQuota: 3, blockQuota: 1 });
+    this.#windows = new RedisWindows(this.#client, this.#keys, this.#budgets, (what, run) =>
+      this.#command(what, run),
+    );
   }
 
   async take(
@@ -94,8 +103,10 @@ export class RedisQuotaLedger implements QuotaLedger {
     endpoint: QuotaEndpoint,
     now = this.#clock.now(),
     purpose: QuotaPurpose = "any",
+    group?: string,
   ): Promise<QuotaDecision> {
     this.#check(app, now);
+    if (WINDOWED.has(endpoint)) return this.#windows.take(app, endpoint, now, purpose, group);
     const budget = this.#budgets.effective(app, endpoint, purpose);
     const dayEnd = nextChinaDay(now);
     const gapMs =
@@ -149,8 +160,14 @@ export class RedisQuotaLedger implements QuotaLedger {
     app: string,
     endpoint: QuotaEndpoint,
     now = this.#clock.now(),
+    group?: string,
   ): Promise<void> {
     this.#check(app, now);
+    checkGroup(group);
+    if (WINDOWED.has(endpoint)) {
+      await this.#windows.block(app, endpoint, now, group);
+      return;
+    }
     const until = nextChinaDay(now);
     await this.#command("block", () =>
       this.#client.blockQuota(
@@ -161,20 +178,58 @@ export class RedisQuotaLedger implements QuotaLedger {
     );
   }
 
-  async usage(app: string, now = this.#clock.now()): Promise<QuotaUsage[]> {
+  async usage(app: string, now = this.#clock.now(), query: UsageQuery = {}): Promise<QuotaUsage[]> {
     this.#check(app, now);
-    const keys = QUOTA_ENDPOINTS.flatMap((e) => [
-      this.#keys.count(app, e, now),
-      this.#keys.block(app, e),
-    ]);
+    const { group } = query;
+    checkGroup(group);
+    const endpoints = query.endpoints ?? QUOTA_ENDPOINTS;
+    const windowOf = (e: QuotaEndpoint) => (WINDOWED.has(e) ? endpointWindow(e, now) : undefined);
+    const keys = endpoints.flatMap((e) => {
+      const w = windowOf(e);
+      return [
+        w ? this.#keys.windowCount(app, w) : this.#keys.count(app, e, now),
+        this.#keys.block(app, e),
+      ];
+    });
     const values = await this.#command("read", () => this.#client.mget(keys));
-    return QUOTA_ENDPOINTS.map((endpoint, i) => {
-      const blockedUntil = Number(values[2 * i + 1] ?? 0);
+    // A group's keys are in another slot: a second MGET.
+    const windowed = endpoints.filter((e) => WINDOWED.has(e));
+    const groupValues =
+      group === undefined || windowed.length === 0
+        ? []
+        : await this.#command("read", () =>
+            this.#client.mget(
+              windowed.flatMap((e) => {
+                const w = windowOf(e) as Window;
+                return [this.#keys.groupWindowCount(group, w), this.#keys.groupBlock(group, e)];
+              }),
+            ),
+          );
+    return endpoints.map((endpoint, i) => {
+      const budget = reportedBudget(this.#budgets.budget(app, endpoint));
+      const used = Number(values[2 * i] ?? 0);
+      const appBlock = Number(values[2 * i + 1] ?? 0);
+      const w = windowOf(endpoint);
+      if (!w)
+        return { endpoint, used, budget, ...(appBlock > now ? { blockedUntil: appBlock } : {}) };
+      const g = windowed.indexOf(endpoint);
+      const groupBlock = Number(groupValues[2 * g + 1] ?? 0);
+      const blockedUntil = Math.max(appBlock, groupBlock);
       return {
         endpoint,
-        used: Number(values[2 * i] ?? 0),
-        budget: reportedBudget(this.#budgets.budget(app, endpoint)),
+        used,
+        budget,
+        window: w.period,
         ...(blockedUntil > now ? { blockedUntil } : {}),
+        ...(group === undefined
+          ? {}
+          : {
+              group: {
+                id: group,
+                used: Number(groupValues[2 * g] ?? 0),
+                budget: reportedBudget(this.#budgets.groupBudget(group, endpoint)),
+              },
+            }),
       };
     });
   }

@@ -13,7 +13,7 @@ import { TokenKind } from "../../gen/tokenbroker/v1/token_service_pb.js";
 import { UpstreamError } from "../core/upstream-error.js";
 import type { WechatClient } from "../credentials/wechat/wechat-client.js";
 import type { ActiveAlert } from "../observability/alerts.js";
-import { CLEAR_QUOTA_GAP_MS, type QuotaLedger } from "../quota/index.js";
+import { CLEAR_QUOTA_GAP_MS, type QuotaLedger, usageQueryOf } from "../quota/index.js";
 import { auditedText } from "../security/audit-values.js";
 import { peerKey } from "../server/index.js";
 import type { Clock } from "../shared/clock.js";
@@ -116,7 +116,7 @@ export function createAdminService(d: AdminServiceDeps): ServiceImpl<typeof Admi
         );
       const quotas = [];
       for (const app of d.apps.all().filter((a) => wanted(a.id))) {
-        for (const u of await d.ledger.usage(app.id, now)) {
+        for (const u of await d.ledger.usage(app.id, now, usageQueryOf(app))) {
           quotas.push(
             create(QuotaStatusSchema, {
               appId: app.id,
@@ -126,6 +126,14 @@ export function createAdminService(d: AdminServiceDeps): ServiceImpl<typeof Admi
               ...(u.blockedUntil === undefined
                 ? {}
                 : { blockedUntil: timestampFromMs(u.blockedUntil) }),
+              window: u.window ?? "china_day",
+              ...(u.group
+                ? {
+                    groupId: u.group.id,
+                    groupUsed: BigInt(u.group.used),
+                    groupBudget: Number.isFinite(u.group.budget) ? BigInt(u.group.budget) : -1n,
+                  }
+                : {}),
             }),
           );
         }

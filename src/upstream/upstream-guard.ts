@@ -4,7 +4,7 @@ import {
   ReportShareUsedError,
   UpstreamError,
 } from "../core/upstream-error.js";
-import type { QuotaEndpoint, QuotaLedger, QuotaPurpose } from "../quota/index.js";
+import type { QuotaDecision, QuotaEndpoint, QuotaLedger, QuotaPurpose } from "../quota/index.js";
 import { type Clock, sleep, systemClock } from "../shared/clock.js";
 import { StoreUnavailableError } from "../shared/errors.js";
 import type { Logger } from "../shared/logger.js";
@@ -70,6 +70,8 @@ export class UpstreamGuard {
       blocks?: QuotaEndpoint;
       /** "report": may not use the share of the budget kept for scheduled refreshes. */
       purpose?: QuotaPurpose;
+      /** The group whose shared budget the call also counts against (a WeCom app's corp). */
+      group?: string;
     },
   ): Promise<T> {
     const delays = options.retries ? (this.o.retryDelaysMs ?? [200, 600]) : [];
@@ -81,6 +83,7 @@ export class UpstreamGuard {
           fn,
           options.blocks ?? meteredAs(endpoint),
           options.purpose ?? "any",
+          options.group,
         );
       } catch (err) {
         const delay = delays[attempt];
@@ -101,12 +104,13 @@ export class UpstreamGuard {
     fn: () => Promise<T>,
     blocks: QuotaEndpoint | undefined,
     purpose: QuotaPurpose,
+    group: string | undefined,
   ): Promise<T> {
     const { clock, quota } = this.o;
     const metered = meteredAs(endpoint);
     if (quota && metered) {
       const decision = await quota
-        .take(app, metered, clock.now(), purpose)
+        .take(app, metered, clock.now(), purpose, group)
         .catch((err: unknown) => {
           // A ledger outage must not stop token refreshes: fail open.
           if (!(err instanceof StoreUnavailableError)) throw err;
@@ -130,9 +134,7 @@ export class UpstreamGuard {
         throw new QuotaRefusedError(
           endpoint,
           decision.reason ?? "budget",
-          decision.reason === "blocked"
-            ? `not called: WeChat answered 45009 (daily quota reached) earlier today; blocked${until}`
-            : `not called: this broker's daily budget of ${decision.budget} calls is used up${until}`,
+          refusalText(decision, until),
           decision.retryAt,
         );
       }
@@ -144,12 +146,33 @@ export class UpstreamGuard {
       return result;
     } catch (err) {
       this.o.observe?.(app, endpoint, outcomeOf(err), (clock.now() - started) / 1000);
-      if (err instanceof UpstreamError && err.errcode === 45009 && quota && blocks) {
-        await quota.blockUntilReset(app, blocks, clock.now()).catch(() => {});
+      if (err instanceof UpstreamError && blocksEndpoint(err) && quota && blocks) {
+        await quota.blockUntilReset(app, blocks, clock.now(), group).catch(() => {});
       }
       throw err;
     }
   }
+}
+
+/**
+ * WeChat's 45009 (a quota reached), and WeCom's 45033 (too many concurrent
+ * calls, which its family reads as a limit), block the endpoint in the ledger.
+ */
+function blocksEndpoint(err: UpstreamError): boolean {
+  return err.errcode === 45009 || (err.errcode === 45033 && err.category === "quota");
+}
+
+/** Why the ledger refused, in words a person can act on. */
+function refusalText(d: QuotaDecision, until: string): string {
+  const whose =
+    d.group === undefined ? "this broker's" : `corp ${d.group}'s (all its apps together)`;
+  const per = d.window === undefined ? "daily" : d.window === "hour" ? "hourly" : "per-minute";
+  if (d.reason === "blocked") {
+    return d.window === undefined
+      ? `not called: WeChat answered 45009 (daily quota reached) earlier today; blocked${until}`
+      : `not called: WeCom answered a frequency limit (45009/45033) for ${d.group === undefined ? "this app" : `corp ${d.group}`}; blocked${until}`;
+  }
+  return `not called: ${whose} ${per} budget of ${d.budget} calls is used up${until}`;
 }
 
 /** The ledger's name for a call of `endpoint`; undefined when its caller meters it. */

@@ -197,6 +197,8 @@ apps: [{ id: shop, appid: wx1, secret: { env: SHOP_SECRET } }]
     expect(config.quota).toEqual({
       budgets: { "/cgi-bin/token": 1500, "/cgi-bin/ticket/getticket": null, clear_quota: 1 },
       apps: { shop: { "/cgi-bin/token": 9000 } },
+      corpBudgets: {},
+      corps: {},
       scheduledReserve: 0.25,
     });
     expect(config.invalidate).toEqual({ refreshBurst: 5, refreshRefillMs: 600_000 });

@@ -1,5 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { BudgetTable, DEFAULT_BUDGETS } from "../../src/quota/quota-ledger.js";
+import {
+  BudgetTable,
+  DEFAULT_BUDGETS,
+  DEFAULT_GROUP_BUDGETS,
+} from "../../src/quota/quota-ledger.js";
 
 describe("BudgetTable", () => {
   it("defaults below WeChat's limits: 1800 token, 400000 stable_token, 1000 getticket, 20 force, 3 clears", () => {
@@ -11,10 +15,10 @@ describe("BudgetTable", () => {
       // Web OAuth: per-minute limits only, no daily quota.
       "/sns/oauth2/access_token": null,
       "/sns/oauth2/refresh_token": null,
-      // WeCom: per-minute and per-hour limits, no China day.
-      "/cgi-bin/gettoken": null,
-      "/cgi-bin/get_jsapi_ticket": null,
-      "/cgi-bin/ticket/get": null,
+      // WeCom: per hour, not per China day; per app (and per corp, DEFAULT_GROUP_BUDGETS).
+      "/cgi-bin/gettoken": 60,
+      "/cgi-bin/get_jsapi_ticket": 80,
+      "/cgi-bin/ticket/get": 80,
       force_refresh: 20,
       clear_quota: 3,
     });
@@ -24,6 +28,26 @@ describe("BudgetTable", () => {
     expect(t.effective("any", "/cgi-bin/token")).toBe(1800);
     expect(t.effective("any", "force_refresh", "report")).toBe(20);
     expect(() => new BudgetTable({ scheduledReserve: 1 })).toThrow(/scheduledReserve/);
+  });
+
+  it("WeCom's corp budgets: below 400 tickets an hour (corp and app tickets together) and the 2000 failed gettoken calls that block a corp", () => {
+    expect(DEFAULT_GROUP_BUDGETS).toEqual({
+      "/cgi-bin/gettoken": 1000,
+      "/cgi-bin/get_jsapi_ticket": 320,
+      "/cgi-bin/ticket/get": 320,
+    });
+    const t = new BudgetTable({
+      groupDefaults: { "/cgi-bin/gettoken": 500 },
+      groups: { ww1: { "/cgi-bin/gettoken": null } },
+    });
+    expect(t.groupBudget("ww2", "/cgi-bin/gettoken")).toBe(500);
+    expect(t.groupBudget("ww1", "/cgi-bin/gettoken")).toBeNull();
+    expect(t.groupBudget("ww1", "/cgi-bin/ticket/get")).toBe(320);
+    expect(t.effectiveForGroup("ww2", "/cgi-bin/gettoken", "report")).toBe(400);
+    // Only windowed endpoints have group budgets.
+    expect(() => new BudgetTable({ groupDefaults: { "/cgi-bin/token": 5 } })).toThrow(
+      /groupDefaults: '\/cgi-bin\/token' has no group budget/,
+    );
   });
 
   it("resolves per app, then configured default, then built-in; undefined means not set", () => {

@@ -20,8 +20,16 @@ const CLEAR = "clear_quota";
 // Web OAuth's endpoints: per-minute limits only, so counted but unmetered.
 const SNS_EXCHANGE = "/sns/oauth2/access_token";
 const SNS_REFRESH = "/sns/oauth2/refresh_token";
-// WeCom's (its limits are per minute and hour, not a China day: counted, unmetered here).
-const WECOM = ["/cgi-bin/gettoken", "/cgi-bin/get_jsapi_ticket", "/cgi-bin/ticket/get"];
+// WeCom's: counted per hour (its limits are per minute and hour, not a China day).
+const GETTOKEN = "/cgi-bin/gettoken";
+const CORP_TICKET = "/cgi-bin/get_jsapi_ticket";
+const AGENT_TICKET = "/cgi-bin/ticket/get";
+const WECOM_USAGE = [
+  { endpoint: GETTOKEN, used: 0, budget: 60, window: "hour" },
+  { endpoint: CORP_TICKET, used: 0, budget: 80, window: "hour" },
+  { endpoint: AGENT_TICKET, used: 0, budget: 80, window: "hour" },
+];
+const HOUR = 3_600_000;
 
 let server: RedisServer;
 beforeAll(async () => {
@@ -150,7 +158,7 @@ describe.each(factories)("%s", (_name, open) => {
       [TICKET, 0, undefined],
       [SNS_EXCHANGE, 0, undefined],
       [SNS_REFRESH, 0, undefined],
-      ...WECOM.map((e) => [e, 0, undefined]),
+      ...[GETTOKEN, CORP_TICKET, AGENT_TICKET].map((e) => [e, 0, undefined]),
       [FORCE, 0, undefined],
       [CLEAR, 1, undefined],
     ]);
@@ -303,7 +311,7 @@ describe.each(factories)("%s", (_name, open) => {
       { endpoint: TICKET, used: 0, budget: Number.POSITIVE_INFINITY },
       { endpoint: SNS_EXCHANGE, used: 0, budget: Number.POSITIVE_INFINITY },
       { endpoint: SNS_REFRESH, used: 0, budget: Number.POSITIVE_INFINITY },
-      ...WECOM.map((endpoint) => ({ endpoint, used: 0, budget: Number.POSITIVE_INFINITY })),
+      ...WECOM_USAGE,
       { endpoint: FORCE, used: 0, budget: 20 },
       { endpoint: CLEAR, used: 0, budget: 3 },
     ]);
@@ -317,7 +325,7 @@ describe.each(factories)("%s", (_name, open) => {
       { endpoint: TICKET, used: 0, budget: Number.POSITIVE_INFINITY },
       { endpoint: SNS_EXCHANGE, used: 0, budget: Number.POSITIVE_INFINITY },
       { endpoint: SNS_REFRESH, used: 0, budget: Number.POSITIVE_INFINITY },
-      ...WECOM.map((endpoint) => ({ endpoint, used: 0, budget: Number.POSITIVE_INFINITY })),
+      ...WECOM_USAGE,
       { endpoint: FORCE, used: 1, budget: 20 },
       { endpoint: CLEAR, used: 0, budget: 3 },
     ]);
@@ -371,6 +379,153 @@ describe.each(factories)("%s", (_name, open) => {
     await expect(l.take("a}:b", TOKEN, NOON)).rejects.toThrow(TypeError);
     await expect(l.usage("", NOON)).rejects.toThrow(TypeError);
     await expect(l.take("app", TOKEN, Number.NaN)).rejects.toThrow(TypeError);
+  });
+
+  describe("WeCom's windows: per hour, per app and per corp", () => {
+    // An hour's window: [HOUR_START, HOUR_START + HOUR).
+    const HOUR_START = Math.floor(NOON / HOUR) * HOUR;
+
+    it("counts per hour, not per China day: the budget is back when the next hour starts", async () => {
+      const l = ledger({ defaults: { [GETTOKEN]: 3 } });
+      for (let i = 1; i <= 3; i++)
+        expect(await l.take("hr", GETTOKEN, NOON + i)).toEqual({
+          allowed: true,
+          used: i,
+          budget: 3,
+          window: "hour",
+        });
+      expect(await l.take("hr", GETTOKEN, HOUR_START + HOUR - 1)).toEqual({
+        allowed: false,
+        reason: "budget",
+        used: 3,
+        budget: 3,
+        retryAt: HOUR_START + HOUR,
+        window: "hour",
+      });
+      expect(await l.take("hr", GETTOKEN, HOUR_START + HOUR)).toMatchObject({
+        allowed: true,
+        used: 1,
+      });
+    });
+
+    it("holds WeCom's ticket limits: 100 an hour per app and 400 per corp, corp and app tickets together (budgets 80 and 320)", async () => {
+      const l = ledger();
+      // One app: its corp and agent tickets share the app's 80.
+      const one = [];
+      for (let i = 0; i < 50; i++) one.push(await l.take("a0", CORP_TICKET, NOON, "any", "ww1"));
+      for (let i = 0; i < 50; i++) one.push(await l.take("a0", AGENT_TICKET, NOON, "any", "ww1"));
+      expect(one.filter((d) => d.allowed)).toHaveLength(80);
+      expect(one.at(-1)).toMatchObject({
+        reason: "budget",
+        budget: 80,
+        retryAt: HOUR_START + HOUR,
+      });
+      expect(one.at(-1)?.group).toBeUndefined();
+      // Four more apps of the corp: the corp's 320 runs out before their own 80 each.
+      const allowed: Record<string, number> = {};
+      let refusedByCorp = 0;
+      for (const app of ["a1", "a2", "a3", "a4"]) {
+        for (let i = 0; i < 80; i++) {
+          const d = await l.take(app, i % 2 ? AGENT_TICKET : CORP_TICKET, NOON, "any", "ww1");
+          if (d.allowed) allowed[app] = (allowed[app] ?? 0) + 1;
+          else if (d.group === "ww1") refusedByCorp++;
+        }
+      }
+      const total = 80 + Object.values(allowed).reduce((a, b) => a + b, 0);
+      expect(total).toBe(320);
+      expect(refusedByCorp).toBe(4 * 80 - 240);
+      // A refusal by the corp gave the app's count back: a4 has used what it was allowed.
+      const usage = await l.usage("a4", NOON, {
+        endpoints: [CORP_TICKET, AGENT_TICKET],
+        group: "ww1",
+      });
+      expect(usage).toEqual([
+        {
+          endpoint: CORP_TICKET,
+          used: allowed.a4 ?? 0,
+          budget: 80,
+          window: "hour",
+          group: { id: "ww1", used: 320, budget: 320 },
+        },
+        {
+          endpoint: AGENT_TICKET,
+          used: allowed.a4 ?? 0,
+          budget: 80,
+          window: "hour",
+          group: { id: "ww1", used: 320, budget: 320 },
+        },
+      ]);
+      // Another corp is not touched, and the next hour is fresh.
+      expect(await l.take("b0", CORP_TICKET, NOON, "any", "ww2")).toMatchObject({
+        allowed: true,
+        used: 1,
+      });
+      expect(await l.take("a1", CORP_TICKET, HOUR_START + HOUR, "any", "ww1")).toMatchObject({
+        allowed: true,
+        used: 1,
+      });
+    });
+
+    it("takes configured corp budgets, per corp over the default", async () => {
+      const l = ledger({
+        groupDefaults: { [GETTOKEN]: 2 },
+        groups: { big: { [GETTOKEN]: 3 } },
+      });
+      const run = async (corp: string) => {
+        const out = [];
+        for (const app of ["x", "y", "z", "w"])
+          out.push((await l.take(`${corp}-${app}`, GETTOKEN, NOON, "any", corp)).allowed);
+        return out;
+      };
+      expect(await run("small")).toEqual([true, true, false, false]);
+      expect(await run("big")).toEqual([true, true, true, false]);
+    });
+
+    it("blocks a corp for a minute on WeCom's 45009, and for an hour when it is hit again within the hour", async () => {
+      const l = ledger();
+      await l.blockUntilReset("a1", GETTOKEN, NOON, "ww1");
+      // Every app of the corp is blocked, for a minute.
+      expect(await l.take("a2", GETTOKEN, NOON + 1, "any", "ww1")).toMatchObject({
+        allowed: false,
+        reason: "blocked",
+        retryAt: NOON + 60_000,
+        group: "ww1",
+      });
+      // A second 45009 while the block runs (another replica) keeps it as is.
+      await l.blockUntilReset("a2", GETTOKEN, NOON + 2, "ww1");
+      expect((await l.take("a2", GETTOKEN, NOON + 3, "any", "ww1")).retryAt).toBe(NOON + 60_000);
+      expect(await l.take("a1", GETTOKEN, NOON + 60_000, "any", "ww1")).toMatchObject({
+        allowed: true,
+      });
+      // Hit again 10 minutes later: the hour's limit, an hour's block.
+      const again = NOON + 10 * 60_000;
+      await l.blockUntilReset("a1", GETTOKEN, again, "ww1");
+      expect(await l.take("a1", GETTOKEN, again + 59 * 60_000, "any", "ww1")).toMatchObject({
+        reason: "blocked",
+        retryAt: again + HOUR,
+      });
+      const [usage] = await l.usage("a1", again + 1, { endpoints: [GETTOKEN], group: "ww1" });
+      expect(usage?.blockedUntil).toBe(again + HOUR);
+      // Two hours later with no 45009 in between: a minute again.
+      const later = again + 3 * HOUR;
+      await l.blockUntilReset("a1", GETTOKEN, later, "ww1");
+      expect((await l.take("a1", GETTOKEN, later, "any", "ww1")).retryAt).toBe(later + 60_000);
+    });
+
+    it("blocks the app alone when it has no group", async () => {
+      const l = ledger();
+      await l.blockUntilReset("solo", GETTOKEN, NOON);
+      expect(await l.take("solo", GETTOKEN, NOON + 1)).toMatchObject({
+        reason: "blocked",
+        retryAt: NOON + 60_000,
+      });
+      expect(await l.take("other", GETTOKEN, NOON + 1)).toMatchObject({ allowed: true });
+    });
+
+    it("refuses a corp id that cannot go into a key", async () => {
+      const l = ledger();
+      await expect(l.take("hr", GETTOKEN, NOON, "any", "ww}:x")).rejects.toThrow(TypeError);
+    });
   });
 
   it("refuses calls once closed", async () => {

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tokenbroker/v1/admin_service.proto.
  */
 export const file_tokenbroker_v1_admin_service: GenFile = /*@__PURE__*/
-  fileDesc("CiJ0b2tlbmJyb2tlci92MS9hZG1pbl9zZXJ2aWNlLnByb3RvEg50b2tlbmJyb2tlci52MSIiChBHZXRTdGF0dXNSZXF1ZXN0Eg4KBmFwcF9pZBgBIAEoCSKzAgoQQ3JlZGVudGlhbFN0YXR1cxIOCgZhcHBfaWQYASABKAkSJwoEa2luZBgCIAEoDjIZLnRva2VuYnJva2VyLnYxLlRva2VuS2luZBIPCgd2ZXJzaW9uGAMgASgEEi4KCmZldGNoZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjMKD25leHRfcmVmcmVzaF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFwoPcmVmcmVzaF9vdmVyZHVlGAcgASgIEhIKCmxhc3RfZXJyb3IYCCABKAkSEwoLZmluZ2VycHJpbnQYCSABKAkibwoNQnJlYWtlclN0YXR1cxIOCgZhcHBfaWQYASABKAkSEAoIZW5kcG9pbnQYAiABKAkSDQoFc3RhdGUYAyABKAkSLQoJb3BlbmVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKAAQoLUXVvdGFTdGF0dXMSDgoGYXBwX2lkGAEgASgJEhAKCGVuZHBvaW50GAIgASgJEgwKBHVzZWQYAyABKAMSDgoGYnVkZ2V0GAQgASgDEjEKDWJsb2NrZWRfdW50aWwYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wInkKC0FsZXJ0U3RhdHVzEgwKBG5hbWUYASABKAkSDgoGYXBwX2lkGAIgASgJEhAKCHNldmVyaXR5GAMgASgJEg8KB3N1bW1hcnkYBCABKAkSKQoFc2luY2UYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlMKCUFwcFN0YXR1cxIOCgZhcHBfaWQYASABKAkSDAoEdHlwZRgCIAEoCRIoCgVraW5kcxgDIAMoDjIZLnRva2VuYnJva2VyLnYxLlRva2VuS2luZCL+AQoRR2V0U3RhdHVzUmVzcG9uc2USNQoLY3JlZGVudGlhbHMYASADKAsyIC50b2tlbmJyb2tlci52MS5DcmVkZW50aWFsU3RhdHVzEi8KCGJyZWFrZXJzGAIgAygLMh0udG9rZW5icm9rZXIudjEuQnJlYWtlclN0YXR1cxIrCgZxdW90YXMYAyADKAsyGy50b2tlbmJyb2tlci52MS5RdW90YVN0YXR1cxIrCgZhbGVydHMYBCADKAsyGy50b2tlbmJyb2tlci52MS5BbGVydFN0YXR1cxInCgRhcHBzGAUgAygLMhkudG9rZW5icm9rZXIudjEuQXBwU3RhdHVzIjUKE0ZvcmNlUmVmcmVzaFJlcXVlc3QSDgoGYXBwX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSI8ChRGb3JjZVJlZnJlc2hSZXNwb25zZRIkCgV0b2tlbhgBIAEoCzIVLnRva2VuYnJva2VyLnYxLlRva2VuIjMKEUNsZWFyUXVvdGFSZXF1ZXN0Eg4KBmFwcF9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiFAoSQ2xlYXJRdW90YVJlc3BvbnNlMpACCgxBZG1pblNlcnZpY2USUAoJR2V0U3RhdHVzEiAudG9rZW5icm9rZXIudjEuR2V0U3RhdHVzUmVxdWVzdBohLnRva2VuYnJva2VyLnYxLkdldFN0YXR1c1Jlc3BvbnNlElkKDEZvcmNlUmVmcmVzaBIjLnRva2VuYnJva2VyLnYxLkZvcmNlUmVmcmVzaFJlcXVlc3QaJC50b2tlbmJyb2tlci52MS5Gb3JjZVJlZnJlc2hSZXNwb25zZRJTCgpDbGVhclF1b3RhEiEudG9rZW5icm9rZXIudjEuQ2xlYXJRdW90YVJlcXVlc3QaIi50b2tlbmJyb2tlci52MS5DbGVhclF1b3RhUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp, file_tokenbroker_v1_token_service]);
+  fileDesc("CiJ0b2tlbmJyb2tlci92MS9hZG1pbl9zZXJ2aWNlLnByb3RvEg50b2tlbmJyb2tlci52MSIiChBHZXRTdGF0dXNSZXF1ZXN0Eg4KBmFwcF9pZBgBIAEoCSKzAgoQQ3JlZGVudGlhbFN0YXR1cxIOCgZhcHBfaWQYASABKAkSJwoEa2luZBgCIAEoDjIZLnRva2VuYnJva2VyLnYxLlRva2VuS2luZBIPCgd2ZXJzaW9uGAMgASgEEi4KCmZldGNoZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjMKD25leHRfcmVmcmVzaF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFwoPcmVmcmVzaF9vdmVyZHVlGAcgASgIEhIKCmxhc3RfZXJyb3IYCCABKAkSEwoLZmluZ2VycHJpbnQYCSABKAkibwoNQnJlYWtlclN0YXR1cxIOCgZhcHBfaWQYASABKAkSEAoIZW5kcG9pbnQYAiABKAkSDQoFc3RhdGUYAyABKAkSLQoJb3BlbmVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLMAQoLUXVvdGFTdGF0dXMSDgoGYXBwX2lkGAEgASgJEhAKCGVuZHBvaW50GAIgASgJEgwKBHVzZWQYAyABKAMSDgoGYnVkZ2V0GAQgASgDEjEKDWJsb2NrZWRfdW50aWwYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBndpbmRvdxgGIAEoCRIQCghncm91cF9pZBgHIAEoCRISCgpncm91cF91c2VkGAggASgDEhQKDGdyb3VwX2J1ZGdldBgJIAEoAyJ5CgtBbGVydFN0YXR1cxIMCgRuYW1lGAEgASgJEg4KBmFwcF9pZBgCIAEoCRIQCghzZXZlcml0eRgDIAEoCRIPCgdzdW1tYXJ5GAQgASgJEikKBXNpbmNlGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJTCglBcHBTdGF0dXMSDgoGYXBwX2lkGAEgASgJEgwKBHR5cGUYAiABKAkSKAoFa2luZHMYAyADKA4yGS50b2tlbmJyb2tlci52MS5Ub2tlbktpbmQi/gEKEUdldFN0YXR1c1Jlc3BvbnNlEjUKC2NyZWRlbnRpYWxzGAEgAygLMiAudG9rZW5icm9rZXIudjEuQ3JlZGVudGlhbFN0YXR1cxIvCghicmVha2VycxgCIAMoCzIdLnRva2VuYnJva2VyLnYxLkJyZWFrZXJTdGF0dXMSKwoGcXVvdGFzGAMgAygLMhsudG9rZW5icm9rZXIudjEuUXVvdGFTdGF0dXMSKwoGYWxlcnRzGAQgAygLMhsudG9rZW5icm9rZXIudjEuQWxlcnRTdGF0dXMSJwoEYXBwcxgFIAMoCzIZLnRva2VuYnJva2VyLnYxLkFwcFN0YXR1cyI1ChNGb3JjZVJlZnJlc2hSZXF1ZXN0Eg4KBmFwcF9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiPAoURm9yY2VSZWZyZXNoUmVzcG9uc2USJAoFdG9rZW4YASABKAsyFS50b2tlbmJyb2tlci52MS5Ub2tlbiIzChFDbGVhclF1b3RhUmVxdWVzdBIOCgZhcHBfaWQYASABKAkSDgoGcmVhc29uGAIgASgJIhQKEkNsZWFyUXVvdGFSZXNwb25zZTKQAgoMQWRtaW5TZXJ2aWNlElAKCUdldFN0YXR1cxIgLnRva2VuYnJva2VyLnYxLkdldFN0YXR1c1JlcXVlc3QaIS50b2tlbmJyb2tlci52MS5HZXRTdGF0dXNSZXNwb25zZRJZCgxGb3JjZVJlZnJlc2gSIy50b2tlbmJyb2tlci52MS5Gb3JjZVJlZnJlc2hSZXF1ZXN0GiQudG9rZW5icm9rZXIudjEuRm9yY2VSZWZyZXNoUmVzcG9uc2USUwoKQ2xlYXJRdW90YRIhLnRva2VuYnJva2VyLnYxLkNsZWFyUXVvdGFSZXF1ZXN0GiIudG9rZW5icm9rZXIudjEuQ2xlYXJRdW90YVJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp, file_tokenbroker_v1_token_service]);
 
 /**
  * GetStatusRequest optionally narrows the status to one app.
@@ -177,14 +177,14 @@ export type QuotaStatus = Message<"tokenbroker.v1.QuotaStatus"> & {
   endpoint: string;
 
   /**
-   * Calls counted today.
+   * Calls counted in the window: today (China day), or this hour for WeCom's endpoints.
    *
    * @generated from field: int64 used = 3;
    */
   used: bigint;
 
   /**
-   * The broker's daily budget; -1 when unmetered.
+   * The broker's budget for the window; -1 when unmetered.
    *
    * @generated from field: int64 budget = 4;
    */
@@ -196,6 +196,34 @@ export type QuotaStatus = Message<"tokenbroker.v1.QuotaStatus"> & {
    * @generated from field: google.protobuf.Timestamp blocked_until = 5;
    */
   blockedUntil?: Timestamp | undefined;
+
+  /**
+   * What used and budget count over: "china_day", "hour" or "minute".
+   *
+   * @generated from field: string window = 6;
+   */
+  window: string;
+
+  /**
+   * The group whose apps share a budget for the same window (a WeCom app's corpid); empty when none.
+   *
+   * @generated from field: string group_id = 7;
+   */
+  groupId: string;
+
+  /**
+   * Calls of all the group's apps in the window.
+   *
+   * @generated from field: int64 group_used = 8;
+   */
+  groupUsed: bigint;
+
+  /**
+   * The group's budget for the window; -1 when unmetered.
+   *
+   * @generated from field: int64 group_budget = 9;
+   */
+  groupBudget: bigint;
 };
 
 /**

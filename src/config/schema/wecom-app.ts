@@ -12,8 +12,11 @@ export const wecomAppSchema = (environment: ConfigEnvironment) =>
   strictMapping({
     id: appId(),
     type: z.literal("wecom"),
-    /** The corp id (ww…). */
-    corpid: text(),
+    /** The corp id (ww…); it names the corp's shared quota in the ledger (and its Redis keys). */
+    corpid: text().regex(
+      /^[A-Za-z0-9_-]{1,64}$/,
+      "the corp id as shown in the WeCom admin console (ww…): letters, digits, '_' or '-'",
+    ),
     /** The app's AgentId; needed for the agent ticket (wx.agentConfig). */
     agentid: text()
       .regex(/^\d{1,12}$/, "the app's AgentId: digits, as shown in the WeCom admin console")

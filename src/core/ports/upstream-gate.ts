@@ -14,6 +14,8 @@ export interface GateOptions {
   /** What WeChat's quota errcode blocks in the ledger (default: the endpoint itself). */
   readonly blocks?: string;
   readonly purpose?: CallPurpose;
+  /** The group whose shared budget the call also counts against (a WeCom app's corp). */
+  readonly group?: string;
 }
 
 export interface UpstreamGate {

@@ -31,12 +31,12 @@ export const accessToken: CredentialKindSpec = {
   // an official account (10000 to a mini program: raise it per app);
   // stable_token 500000 a day; force refreshes are 20 a day, all of them.
   endpoints: [
-    { name: "/cgi-bin/token", segment: "token", dailyBudget: 1800 },
-    { name: "/cgi-bin/stable_token", segment: "stable_token", dailyBudget: 400_000 },
+    { name: "/cgi-bin/token", segment: "token", budget: 1800 },
+    { name: "/cgi-bin/stable_token", segment: "stable_token", budget: 400_000 },
     {
       name: "force_refresh",
       segment: "force_refresh",
-      dailyBudget: 20,
+      budget: 20,
       gap: { ms: FORCE_REFRESH_GAP_MS, refusal: "force_gap" },
     },
   ],

@@ -11,7 +11,7 @@ const CLEAR_QUOTA_GAP_MS = 10 * 60_000;
 const clearQuota = {
   name: "clear_quota",
   segment: "clear_quota",
-  dailyBudget: 3,
+  budget: 3,
   gap: { ms: CLEAR_QUOTA_GAP_MS, refusal: "clear_gap" },
   keptOnClear: true,
 } as const;

@@ -19,7 +19,7 @@ function ticketKind(name: string, protoNumber: number, type: TicketType): Creden
     proactive: true,
     sameValueRetry: "at_end",
     // getticket's quota is unpublished: this budget is a guess on the safe side.
-    endpoints: [{ name: "/cgi-bin/ticket/getticket", segment: "getticket", dailyBudget: 1000 }],
+    endpoints: [{ name: "/cgi-bin/ticket/getticket", segment: "getticket", budget: 1000 }],
     errcodes: wechatErrcodes,
     margins: (_account, s) => ({
       refreshMarginMs: s.marginMs,

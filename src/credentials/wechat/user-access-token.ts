@@ -25,8 +25,8 @@ export const userAccessToken: CredentialKindSpec = {
   sameValueRetry: "at_end",
   // Per-minute limits only (50,000 a minute per app), no daily quota: unmetered.
   endpoints: [
-    { name: EXCHANGE_ENDPOINT, segment: "sns_exchange", dailyBudget: null },
-    { name: REFRESH_ENDPOINT, segment: "sns_refresh", dailyBudget: null },
+    { name: EXCHANGE_ENDPOINT, segment: "sns_exchange", budget: null },
+    { name: REFRESH_ENDPOINT, segment: "sns_refresh", budget: null },
   ],
   errcodes: oauthErrcodes,
   margins: (_account, s) => ({ refreshMarginMs: s.marginMs, minRemainingMs: s.minRemainingMs }),

@@ -5,4 +5,6 @@ export const wecomApp: AccountTypeSpec = {
   name: "wecom",
   label: "WeCom app",
   endpoints: [],
+  // WeCom's limits count every app of a corp together (facts §6.2).
+  quotaGroup: (account) => account.appid,
 };

@@ -10,7 +10,10 @@ import { AGENT_TICKET_ENDPOINT, CORP_TICKET_ENDPOINT, GETTOKEN_ENDPOINT } from "
  * Within its validity WeCom returns the same token, and documents no overlap,
  * so a fetch does not rotate; WeCom may invalidate a token early, which a
  * client reports (40014/42001) and the broker re-fetches. Limits are per
- * minute and hour per corp, not a China day: nothing daily is metered here.
+ * minute and hour per corp, not a China day: the ledger counts gettoken per
+ * hour, per app and for the corp's apps together, far below WeCom's 10,000 a
+ * minute, so that a failing secret never loops toward the 2,000 failed calls
+ * an hour that block the corp (facts §6.1).
  */
 export const wecomAccessToken: CredentialKindSpec = {
   name: "access_token",
@@ -20,7 +23,14 @@ export const wecomAccessToken: CredentialKindSpec = {
   proactive: true,
   // The same token comes back until it expires: wait for its end.
   sameValueRetry: "at_end",
-  endpoints: [{ name: GETTOKEN_ENDPOINT, segment: "wecom_gettoken", dailyBudget: null }],
+  endpoints: [
+    {
+      name: GETTOKEN_ENDPOINT,
+      segment: "wecom_gettoken",
+      budget: 60,
+      window: { period: "hour", groupBudget: 1000 },
+    },
+  ],
   errcodes: wecomErrcodes,
   margins: (_account, s) => ({ refreshMarginMs: s.marginMs, minRemainingMs: s.minRemainingMs }),
   fetch: (ctx) =>
@@ -36,7 +46,7 @@ export const wecomAccessToken: CredentialKindSpec = {
           },
           ctx.signal,
         ),
-      { retries: ctx.retries, signal: ctx.signal, purpose: ctx.purpose },
+      { retries: ctx.retries, signal: ctx.signal, purpose: ctx.purpose, group: corpOf(ctx) },
     ),
 };
 
@@ -54,8 +64,17 @@ function wecomTicket(
     dependsOn: "access_token",
     proactive: true,
     sameValueRetry: "at_end",
-    // WeCom: at most 400 ticket fetches an hour per corp, 100 per app (facts §6.2).
-    endpoints: [{ name: endpoint, segment: `wecom_${which}_ticket`, dailyBudget: null }],
+    // WeCom: at most 400 ticket fetches an hour per corp and 100 per app,
+    // corp and app tickets together (facts §6.2): one meter for both, with
+    // budgets kept below those limits.
+    endpoints: [
+      {
+        name: endpoint,
+        segment: `wecom_${which}_ticket`,
+        budget: 80,
+        window: { period: "hour", meter: "wecom_ticket", groupBudget: 320 },
+      },
+    ],
     errcodes: wecomErrcodes,
     margins: (_account, s) => ({
       refreshMarginMs: s.marginMs,
@@ -85,7 +104,7 @@ async function fetchWecomTicket(
           secrets: [account.secret.reveal()],
           credentials: ctx.knownValues(),
         }),
-      { retries: ctx.retries, signal, purpose: ctx.purpose },
+      { retries: ctx.retries, signal, purpose: ctx.purpose, group: corpOf(ctx) },
     );
   const token = await ctx.parent(signal);
   try {
@@ -102,3 +121,8 @@ export const wecomJsapiTicket = wecomTicket("jsapi_ticket", 2, "corp");
 
 /** The app's ticket (wx.agentConfig). */
 export const wecomAgentTicket = wecomTicket("wecom_agent_ticket", 10, "agent");
+
+/** Whose limits a WeCom app's calls count against with its own: its corp's (all apps of the corp). */
+function corpOf(ctx: FetchContext): string {
+  return ctx.account.appid;
+}
