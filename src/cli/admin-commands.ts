@@ -39,13 +39,28 @@ export async function statusCommand(o: AdminOptions & { app: string }): Promise<
     ]);
   }
   print("Credentials", rows);
-  print("Quota today (China day)", [
-    ["APP", "ENDPOINT", "USED", "BUDGET", "BLOCKED UNTIL"],
+  const budget = (b: bigint) => (b < 0n ? "unmetered" : b.toString());
+  print("Quota (per China day; WeCom's per hour, its corp's count beside the app's)", [
+    [
+      "APP",
+      "ENDPOINT",
+      "WINDOW",
+      "USED",
+      "BUDGET",
+      "CORP",
+      "CORP USED",
+      "CORP BUDGET",
+      "BLOCKED UNTIL",
+    ],
     ...s.quotas.map((q) => [
       q.appId,
       q.endpoint,
+      q.window || "china_day",
       q.used.toString(),
-      q.budget < 0n ? "unmetered" : q.budget.toString(),
+      budget(q.budget),
+      q.groupId || "-",
+      q.groupId ? q.groupUsed.toString() : "-",
+      q.groupId ? budget(q.groupBudget) : "-",
       iso(q.blockedUntil),
     ]),
   ]);
