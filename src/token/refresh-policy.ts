@@ -115,16 +115,21 @@ export class CredentialRules {
 
   /**
    * When to try again after WeChat returned the value already stored. Tickets
-   * are re-issued only near expiry, so wait until the credential stops being
-   * servable; a stable token asked too early halves the distance to its end,
-   * converging on its rotation window. Never less than the first retry delay.
+   * (and WeCom tokens) are re-issued only at expiry, so wait until the
+   * credential stops being servable, and once it has, until it expires:
+   * asking in between gets the same value. A stable token asked too early
+   * halves the distance to its end, converging on its rotation window. Never
+   * less than the first retry delay.
    */
   nextAttemptAfterSameValue(c: StoredCredential, now: number): number {
     const unservableAt = c.expiresAt - this.safetyMs(c);
     if (this.spec.sameValueRetry === "converge") {
       return Math.floor(Math.max(now + this.policy.retryInitialMs, now + (unservableAt - now) / 2));
     }
-    return Math.max(now + this.policy.retryInitialMs, unservableAt);
+    return Math.max(
+      now + this.policy.retryInitialMs,
+      now < unservableAt ? unservableAt : c.expiresAt,
+    );
   }
 }
 

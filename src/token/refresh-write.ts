@@ -11,6 +11,7 @@ import { ReportShareUsedError, UpstreamError } from "../core/upstream-error.js";
 import type { Clock } from "../shared/clock.js";
 import { fingerprint } from "../shared/fingerprint.js";
 import type { Logger } from "../shared/logger.js";
+import type { ConfirmedValues } from "./confirmed-values.js";
 import type { KindFetcher } from "./kind-fetcher.js";
 import { notify, type RefreshEvents } from "./refresh-events.js";
 import type { RefreshFailures } from "./refresh-failures.js";
@@ -33,6 +34,8 @@ export interface RefreshWriteDeps {
   /** Aborted when the broker shuts down: cancels fetches in flight. */
   readonly signal: AbortSignal;
   readonly failures: RefreshFailures;
+  /** Where a fetch that returned the stored value is remembered (see ConfirmedValues). */
+  readonly confirmed?: ConfirmedValues;
   readonly events?: RefreshEvents | undefined;
   /** What this replica holds for `key`: the write is numbered above it. */
   localCredential(key: CredentialKey): StoredCredential | undefined;
@@ -126,6 +129,11 @@ export class RefreshWriter {
       log.info(
         { version: current.version, fingerprint: fingerprint(current.value) },
         "WeChat returned the current value",
+      );
+      this.d.confirmed?.confirmed(
+        r.key,
+        current.value,
+        r.rules.nextAttemptAfterSameValue(current, clock.now()),
       );
       this.#emit((e) => e.unchanged?.(r.key, r.reason));
       return { credential: current, fetched: true, changed: false };

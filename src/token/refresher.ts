@@ -9,6 +9,7 @@ import type { CredentialUpdate, TokenStore } from "../core/ports/token-store.js"
 import type { Clock } from "../shared/clock.js";
 import { StoreUnavailableError, UpstreamUnavailableError } from "../shared/errors.js";
 import type { Logger } from "../shared/logger.js";
+import { ConfirmedValues } from "./confirmed-values.js";
 import type { KindFetcher } from "./kind-fetcher.js";
 import { notify, type RefreshEvents, type RefreshReason } from "./refresh-events.js";
 import { RefreshFailures } from "./refresh-failures.js";
@@ -66,10 +67,12 @@ const LEASE_MARGIN_MS = 50;
 export class Refresher {
   readonly #flights = new SingleFlight<RefreshOutcome>();
   readonly #failures: RefreshFailures;
+  readonly #confirmed: ConfirmedValues;
   readonly #writer: RefreshWriter;
 
   constructor(private readonly o: RefresherOptions) {
     this.#failures = new RefreshFailures(o.clock);
+    this.#confirmed = new ConfirmedValues(o.clock);
     this.#writer = new RefreshWriter({
       store: o.store,
       fetcher: o.fetcher,
@@ -78,6 +81,7 @@ export class Refresher {
       logger: o.logger,
       signal: o.signal,
       failures: this.#failures,
+      confirmed: this.#confirmed,
       events: o.events,
       localCredential: o.localCredential,
       onLocalWrite: o.onLocalWrite,
@@ -148,7 +152,7 @@ export class Refresher {
    */
   async #refreshDegraded(r: RefreshRequest, cause: unknown): Promise<RefreshOutcome> {
     const current = this.o.localCredential(r.key);
-    if (!preconditionHolds(r, current, this.o.clock)) return skip(current);
+    if (!this.#wantsFetch(r, current)) return skip(current);
     this.o.logger.warn(
       { app: r.key.appId, kind: r.key.kind, reason: r.reason, cause: (cause as Error).message },
       "shared store unreachable: fetching without the cluster lock (degraded)",
@@ -167,7 +171,7 @@ export class Refresher {
     const giveUpAt = clock.now() + this.o.lockWaitMs;
     let current = await store.get(r.key);
     for (;;) {
-      if (!preconditionHolds(r, current, this.o.clock)) return skip(current);
+      if (!this.#wantsFetch(r, current)) return skip(current);
       const known = current?.version ?? 0;
       // Listen before trying the lock: the holder's write may land right after the attempt fails.
       const watch = watchWrites(this.o, r.key, known);
@@ -175,7 +179,7 @@ export class Refresher {
         const locked = await this.o.lock.withLock(r.key, async (lease) => {
           // Re-read under the lock: another replica may have just refreshed.
           const fresh = await store.get(r.key);
-          if (!preconditionHolds(r, fresh, this.o.clock)) return skip(fresh);
+          if (!this.#wantsFetch(r, fresh)) return skip(fresh);
           return this.#writer.fetchAndWrite(r, fresh, lease);
         });
         if (locked.acquired) return locked.value;
@@ -201,6 +205,15 @@ export class Refresher {
         watch.close();
       }
     }
+  }
+
+  /**
+   * The request's precondition, and for a caller's cold-path run not a value
+   * WeChat just re-confirmed: asking again before its time gets it again.
+   */
+  #wantsFetch(r: RefreshRequest, current: StoredCredential | undefined): boolean {
+    if (!preconditionHolds(r, current, this.o.clock)) return false;
+    return !(r.unlessServable && current && this.#confirmed.holds(r.key, current));
   }
 
   #emit(call: (events: RefreshEvents) => void): void {

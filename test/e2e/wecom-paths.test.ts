@@ -11,6 +11,7 @@ import { type EmulatedBroker, startEmulatedBroker } from "../../src/emulated-bro
 import type { WecomCorpSpec } from "../../src/emulator/index.js";
 import { fingerprint } from "../../src/shared/fingerprint.js";
 import { silentLogger } from "../../src/shared/logger.js";
+import { FakeClock } from "../helpers/fake-clock.js";
 
 /**
  * A WeCom app through the paths every other kind has (issue 12): the status
@@ -28,7 +29,7 @@ afterEach(async () => {
   b = undefined;
 });
 
-async function start() {
+async function start(clock?: FakeClock) {
   b = await startEmulatedBroker(
     {
       apps: [{ id: "shop", appid: "wx00000000000pat01", secret: "shop-secret-paths-0001" }],
@@ -36,7 +37,7 @@ async function start() {
       emulator: { wecom: { corps } },
       config: { upstream: { timeoutMs: 1000 }, metrics: { listen: "127.0.0.1:0" } },
     },
-    { logger: silentLogger(), audit: silentLogger() },
+    { logger: silentLogger(), audit: silentLogger(), ...(clock ? { clock } : {}) },
   );
   const transport = createGrpcTransport({ baseUrl: `http://127.0.0.1:${b.broker.grpc.port}` });
   return {
@@ -138,6 +139,50 @@ describe("a WeCom app through WatchToken", () => {
     } finally {
       abort.abort();
       await it.return?.().catch(() => undefined);
+    }
+  });
+});
+
+describe("a WeCom token at the end of its life", () => {
+  it("reaches watchers when WeCom issues the next one, and callers in its last seconds do not re-ask WeCom", async () => {
+    // Within its validity WeCom answers gettoken with the same token, so asking again in its
+    // last seconds is futile; with WeCom's hourly budget, a crowd doing so used it up just
+    // before the one call that mattered, and every caller failed after the expiry.
+    const clock = new FakeClock();
+    const { broker, tokens } = await start(clock);
+    const control = broker.emulator.control;
+    const calls = () => control.callCount("/cgi-bin/gettoken", CORP);
+    const abort = new AbortController();
+    const watch = tokens
+      .watchToken({ appId: "hr", kind: TokenKind.ACCESS_TOKEN }, { signal: abort.signal })
+      [Symbol.asyncIterator]();
+    try {
+      const first = (await watch.next()).value?.token;
+      expect(first?.version).toBe(1n);
+      const expiresAt = clock.now() + Number(first?.expiresIn) * 1000;
+      await clock.advance(expiresAt - clock.now() - 40_000);
+      const next = watch.next();
+      // Ten callers a second through the last 40 s and 40 s past the expiry.
+      const failures: string[] = [];
+      while (clock.now() < expiresAt + 40_000) {
+        for (let i = 0; i < 10; i++)
+          await tokens.getToken({ appId: "hr", kind: TokenKind.ACCESS_TOKEN }).catch((err) => {
+            failures.push(String(err));
+          });
+        await clock.advance(1000);
+      }
+      expect(failures).toEqual([]);
+      const second = (await next).value?.token;
+      expect(second?.version).toBe(2n);
+      expect(second?.value).not.toBe(first?.value);
+      expect(control.wecomTokens().map((t) => t.value)).toContain(second?.value);
+      // The first fetch, a re-ask at the refresh time and one near the end (both answered with
+      // the same token), the fetch at the expiry; one more for a caller at most.
+      expect(calls()).toBeGreaterThanOrEqual(2);
+      expect(calls()).toBeLessThanOrEqual(5);
+    } finally {
+      abort.abort();
+      await watch.return?.().catch(() => undefined);
     }
   });
 });

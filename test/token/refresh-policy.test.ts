@@ -86,6 +86,14 @@ describe("nextAttemptAfterSameValue", () => {
   it("waits for a ticket to become unservable before asking again", () => {
     expect(rules("jsapi_ticket").nextAttemptAfterSameValue(cred(0, H2), 100_000)).toBe(H2 - 1000);
   });
+  it("once a WeCom token stops being handed out, waits for its expiry: WeCom returns the same one until then", () => {
+    const spec = KINDS.forAccount("wecom", "access_token");
+    if (!spec) throw new Error("no WeCom access_token");
+    const account = { id: "hr", type: "wecom", appid: "ww1", secret: { reveal: () => "s" } };
+    const wecom = new CredentialRules(spec, { ...account, tokenMode: "classic" }, P);
+    expect(wecom.nextAttemptAfterSameValue(cred(0, H2), H2 - 60_000)).toBe(H2 - 30_000);
+    expect(wecom.nextAttemptAfterSameValue(cred(0, H2), H2 - 29_000)).toBe(H2);
+  });
   it("halves the distance for an access token, but waits at least the first retry delay", () => {
     expect(rules("access_token").nextAttemptAfterSameValue(cred(0, H2), 0)).toBe((H2 - 30_000) / 2);
     expect(rules("access_token").nextAttemptAfterSameValue(cred(0, H2), H2 - 30_500)).toBe(
