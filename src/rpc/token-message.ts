@@ -8,7 +8,8 @@ import { kindToProto } from "./kinds.js";
 /**
  * The wire form of a stored credential; `expires_in` is counted from `now`.
  * `expiresAt`: the end clients are told (TokenManager.reportedExpiresAt),
- * which for a classic token may be before its stored expiry.
+ * which for a classic token may be before its stored expiry; `refreshAfter`:
+ * when the broker will replace it (TokenManager.refreshAfter).
  */
 export function toTokenMessage(
   key: CredentialKey,
@@ -16,6 +17,7 @@ export function toTokenMessage(
   now: number,
   refreshOverdue = false,
   expiresAt = c.expiresAt,
+  refreshAfter?: number,
 ): Token {
   return create(TokenSchema, {
     appId: key.appId,
@@ -28,6 +30,7 @@ export function toTokenMessage(
     fingerprint: fingerprint(c.value),
     refreshOverdue,
     subject: key.subject ?? "",
+    ...(refreshAfter === undefined ? {} : { refreshAfter: timestampFromMs(refreshAfter) }),
     ...(c.renewableUntil === undefined
       ? {}
       : { refreshExpiresAt: timestampFromMs(c.renewableUntil) }),

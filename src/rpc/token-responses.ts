@@ -30,7 +30,8 @@ interface Slot<M> {
  * GetToken builds one message a second instead of one per call. The gRPC
  * adapter caches each message's encoding, so sharing also saves the
  * serialization. Messages are never mutated after they are built.
- * `expiresAt` is the end clients are told (see toTokenMessage).
+ * `expiresAt` is the end clients are told (see toTokenMessage); `refreshAfter`
+ * is fixed per version, so it needs no slot of its own.
  */
 export class TokenResponses {
   readonly #slots = new WeakMap<StoredCredential, Slots>();
@@ -41,10 +42,11 @@ export class TokenResponses {
     now: number,
     overdue: boolean,
     expiresAt = credential.expiresAt,
+    refreshAfter?: number,
   ): GetTokenResponse {
     return this.#cached(credential, overdue ? "getOverdue" : "get", now, expiresAt, () =>
       create(GetTokenResponseSchema, {
-        token: toTokenMessage(key, credential, now, overdue, expiresAt),
+        token: toTokenMessage(key, credential, now, overdue, expiresAt, refreshAfter),
       }),
     );
   }
@@ -55,10 +57,11 @@ export class TokenResponses {
     now: number,
     isUpdate: boolean,
     expiresAt = credential.expiresAt,
+    refreshAfter?: number,
   ): WatchTokenResponse {
     return this.#cached(credential, isUpdate ? "watchUpdate" : "watchFirst", now, expiresAt, () =>
       create(WatchTokenResponseSchema, {
-        token: toTokenMessage(key, credential, now, false, expiresAt),
+        token: toTokenMessage(key, credential, now, false, expiresAt, refreshAfter),
         ...(isUpdate && credential.previousValidUntil !== undefined
           ? { previousValidUntil: timestampFromMs(credential.previousValidUntil) }
           : {}),

@@ -61,6 +61,7 @@ export function createTokenService(deps: TokenServiceDeps): ServiceImpl<typeof T
           clock.now(),
           manager.isOverdue(key.appId, key.kind, key.subject),
           manager.reportedExpiresAt(key.appId, key.kind, credential, key.subject),
+          manager.refreshAfter(key.appId, key.kind, credential, key.subject),
         );
       } catch (err) {
         throw fail(err, "GetToken");
@@ -111,6 +112,7 @@ export function createTokenService(deps: TokenServiceDeps): ServiceImpl<typeof T
           clock.now(),
           false,
           manager.reportedExpiresAt(key.appId, key.kind, result.credential, key.subject),
+          manager.refreshAfter(key.appId, key.kind, result.credential, key.subject),
         );
         if (!canRead) token.value = "";
         return {
@@ -134,6 +136,7 @@ export function createTokenService(deps: TokenServiceDeps): ServiceImpl<typeof T
             clock.now(),
             !first,
             manager.reportedExpiresAt(key.appId, key.kind, event.credential, key.subject),
+            manager.refreshAfter(key.appId, key.kind, event.credential, key.subject),
           );
           first = false;
         }

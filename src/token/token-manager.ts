@@ -261,6 +261,17 @@ export class TokenManager {
     return this.#expiry.of(key, this.#rules.resolve(key).rules, credential);
   }
 
+  /** When the broker will replace a credential, as clients are told (`Token.refresh_after`). */
+  refreshAfter(
+    appId: string,
+    kind: CredentialKind,
+    credential: StoredCredential,
+    subject?: string,
+  ): number {
+    const key = keyOf(appId, kind, subject);
+    return this.#expiry.refreshAfter(key, this.#rules.resolve(key).rules, credential);
+  }
+
   /** Every credential value of an app held here, current and previous (scrubbed from WeChat's text). */
   knownValues(appId: string): string[] {
     return this.#cache.knownValues(appId);
