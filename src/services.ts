@@ -55,7 +55,14 @@ export function brokerServices(
   return [
     registration(
       TokenService,
-      createTokenService({ manager, clock, logger: o.logger.child({ component: "rpc" }), audit }),
+      createTokenService({
+        manager,
+        clock,
+        logger: o.logger.child({ component: "rpc" }),
+        audit,
+        maxStreamAgeMs: config.watch.maxStreamAgeMs,
+        maxStreamAgeJitter: config.watch.maxStreamAgeJitter,
+      }),
       guarded,
     ),
     registration(

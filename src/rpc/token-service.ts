@@ -1,4 +1,4 @@
-import type { ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { InvalidateOutcome, type TokenService } from "../../gen/tokenbroker/v1/token_service_pb.js";
 import { peerKey } from "../server/index.js";
 import type { Clock } from "../shared/clock.js";
@@ -21,6 +21,11 @@ export interface TokenServiceDeps {
   logger: Logger;
   /** Every InvalidateToken is an intervention worth an audit line. */
   audit?: Logger;
+  /** WatchToken streams end after about this long (absent: never), ± `maxStreamAgeJitter` of it. */
+  maxStreamAgeMs?: number;
+  maxStreamAgeJitter?: number;
+  /** Randomness in [0, 1) for the stream age jitter. */
+  random?: () => number;
 }
 
 const OUTCOME: Readonly<Record<DomainOutcome, InvalidateOutcome>> = {
@@ -44,6 +49,30 @@ export function createTokenService(deps: TokenServiceDeps): ServiceImpl<typeof T
     // logged where it is met); anything else is a bug worth a log line.
     if (isUnexpected(err)) deps.logger.error({ err, method }, "unexpected error in handler");
     return toConnectError(err);
+  };
+
+  /**
+   * Aborts when the call's signal does, or with UNAVAILABLE once the stream
+   * reaches its (jittered) maximum age: clients reconnect, through their load
+   * balancer, so streams spread over replicas added since they opened.
+   */
+  const streamAgeSignal = (call: AbortSignal): { signal: AbortSignal; cancel: () => void } => {
+    const { maxStreamAgeMs } = deps;
+    if (maxStreamAgeMs === undefined) return { signal: call, cancel: () => {} };
+    const jitter = deps.maxStreamAgeJitter ?? 0;
+    const ageMs = maxStreamAgeMs * (1 - jitter + 2 * jitter * (deps.random ?? Math.random)());
+    const aged = new AbortController();
+    const onCall = () => aged.abort(call.reason);
+    if (call.aborted) onCall();
+    else call.addEventListener("abort", onCall, { once: true });
+    const cancelTimer = clock.schedule(() => aged.abort(maxAgeReached(maxStreamAgeMs)), ageMs);
+    return {
+      signal: aged.signal,
+      cancel: () => {
+        cancelTimer();
+        call.removeEventListener("abort", onCall);
+      },
+    };
   };
 
   return {
@@ -126,10 +155,11 @@ export function createTokenService(deps: TokenServiceDeps): ServiceImpl<typeof T
     },
 
     async *watchToken(req, ctx) {
+      const aged = streamAgeSignal(ctx.signal);
       try {
         const key = validateCredentialRequest(req);
         let first = true;
-        for await (const event of manager.watch(key.appId, key.kind, ctx.signal, key.subject)) {
+        for await (const event of manager.watch(key.appId, key.kind, aged.signal, key.subject)) {
           yield responses.watchToken(
             key,
             event.credential,
@@ -144,8 +174,20 @@ export function createTokenService(deps: TokenServiceDeps): ServiceImpl<typeof T
         // The transport ends streams on shutdown or client cancel by aborting
         // the signal; let its reason through so it picks the status.
         if (ctx.signal.aborted && err === ctx.signal.reason) throw err;
+        if (aged.signal.aborted && err === aged.signal.reason) throw err;
         throw fail(err, "WatchToken");
+      } finally {
+        aged.cancel();
       }
     },
   };
+}
+
+/** How a stream at its maximum age ends; clients reconnect on UNAVAILABLE. */
+function maxAgeReached(maxStreamAgeMs: number): ConnectError {
+  return new ConnectError(
+    `the stream reached its maximum age (about ${Math.round(maxStreamAgeMs / 1000)} s; watch.maxStreamAgeSeconds): ` +
+      "reconnect to keep watching, the first message is the current credential",
+    Code.Unavailable,
+  );
 }

@@ -281,7 +281,11 @@ describe("config reload in process (RunningBroker.reload), on the gRPC port", ()
 
   it("ends the watch of a kind the app no longer offers, keeps its access token's, and lets the removed app's scheduled refreshes lapse", async () => {
     const clock = new FakeClock();
-    const h = await startBrokerHarness([OA, GONE], 1000, { clock });
+    // The access token's stream must live through three simulated hours.
+    const h = await startBrokerHarness([OA, GONE], 1000, {
+      clock,
+      config: { watch: { maxStreamAgeSeconds: 86_400 } },
+    });
     const tokens = createGrpcJsClient(TokenService, h.grpcAddress);
     try {
       const watchKind = (kind: TokenKind) => {

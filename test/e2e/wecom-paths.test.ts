@@ -35,7 +35,12 @@ async function start(clock?: FakeClock) {
       apps: [{ id: "shop", appid: "wx00000000000pat01", secret: "shop-secret-paths-0001" }],
       wecomApps: [{ id: "hr", corpid: CORP, agentid: String(HR.agentid), secret: HR.secret }],
       emulator: { wecom: { corps } },
-      config: { upstream: { timeoutMs: 1000 }, metrics: { listen: "127.0.0.1:0" } },
+      config: {
+        upstream: { timeoutMs: 1000 },
+        metrics: { listen: "127.0.0.1:0" },
+        // Streams live through the simulated hours of a token's life.
+        watch: { maxStreamAgeSeconds: 86_400 },
+      },
     },
     { logger: silentLogger(), audit: silentLogger(), ...(clock ? { clock } : {}) },
   );

@@ -546,7 +546,9 @@ export const TokenService: GenService<{
    *
    * When the server shuts down the stream ends with UNAVAILABLE; clients
    * should reconnect (to another replica) and will receive the current
-   * credential first.
+   * credential first. Streams also end with UNAVAILABLE after a maximum age
+   * (30 minutes ± 10 % by default), so that reconnecting clients spread over
+   * the replicas behind a load balancer, including ones added since.
    *
    * @generated from rpc tokenbroker.v1.TokenService.WatchToken
    */

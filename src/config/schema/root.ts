@@ -17,6 +17,7 @@ import type { ConfigEnvironment } from "./secret.js";
 import { securitySchema } from "./security.js";
 import { storeSchema } from "./store.js";
 import { upstreamSchema } from "./upstream.js";
+import { watchSchema } from "./watch.js";
 
 /**
  * The whole config document. Built per parse: secrets are resolved while
@@ -39,6 +40,7 @@ export function configSchema(environment: ConfigEnvironment) {
     quota: quotaSchema(),
     invalidate: invalidateSchema(),
     cache: cacheSchema(),
+    watch: watchSchema(),
     apps: appsSchema(environment).prefault([]),
   })
     .transform((config) => ({
