@@ -53,6 +53,11 @@ export async function startEmulatedBroker(
     /** WeCom apps (type wecom); their corps and secrets go to the emulator through `emulator.wecom`. */
     wecomApps?: readonly EmulatedWecomApp[];
     config?: Record<string, unknown>;
+    /**
+     * What `config`'s `{ env }` and `{ file }` references read besides the
+     * apps' secrets (e.g. an SMTP password and CA); by default nothing.
+     */
+    configEnvironment?: { env?: Record<string, string>; readFile?: (path: string) => string };
     emulator?: Omit<EmulatorOptions, "apps" | "clock">;
   },
   deps: BrokerDeps,
@@ -70,7 +75,7 @@ export async function startEmulatedBroker(
   });
   try {
     const { url } = await emulator.listen(0, "127.0.0.1");
-    const env: Record<string, string> = {};
+    const env: Record<string, string> = { ...options.configEnvironment?.env };
     const parsed = parseConfig(
       {
         listen: { grpc: "127.0.0.1:0", connect: "127.0.0.1:0" },
@@ -108,7 +113,7 @@ export async function startEmulatedBroker(
           }),
         ],
       },
-      { env, readFile: () => "" },
+      { env, readFile: options.configEnvironment?.readFile ?? (() => "") },
     );
     const broker = await startBroker(parsed, deps);
     return {

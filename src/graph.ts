@@ -1,4 +1,9 @@
-import type { BrokerConfig, StoreConfig, WebhookConfig } from "./config/config.js";
+import type {
+  BrokerConfig,
+  EmailAlertConfig,
+  StoreConfig,
+  WebhookConfig,
+} from "./config/config.js";
 import type { KindRegistry } from "./core/kind-registry.js";
 import type { RefreshLock } from "./core/ports/refresh-lock.js";
 import type { StoreDurability } from "./core/ports/token-store.js";
@@ -47,6 +52,8 @@ export interface CoreSettings {
   readonly encryptionKeys?: readonly { id: string; key: Secret }[];
   readonly acceptPlaintextUntil?: number;
   readonly webhooks?: readonly WebhookConfig[];
+  /** E-mail alerts through SMTP; none when absent. */
+  readonly email?: EmailAlertConfig;
   /** Users' credentials held in memory at most (the manager's default when absent). */
   readonly maxUserTokens?: number;
 }
@@ -104,6 +111,7 @@ export function buildCore(settings: CoreSettings, deps: CoreDeps): BrokerCore {
     clock,
     logger,
     webhooks: settings.webhooks ?? [],
+    ...(settings.email ? { email: settings.email } : {}),
   });
   const stores = createStore(settings.store, {
     clock,
@@ -235,6 +243,7 @@ export function coreSettingsOf(config: BrokerConfig): CoreSettings {
       ? {}
       : { acceptPlaintextUntil: security.acceptPlaintextUntil }),
     webhooks: config.alerts.webhooks,
+    ...(config.alerts.email ? { email: config.alerts.email } : {}),
     maxUserTokens: config.cache.maxUserTokens,
   };
 }

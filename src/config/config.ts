@@ -13,6 +13,7 @@ export type BrokerConfig = Frozen<z.output<ReturnType<typeof configSchema>>>;
 export type StoreConfig = BrokerConfig["store"];
 export type SecurityConfig = BrokerConfig["security"];
 export type WebhookConfig = BrokerConfig["alerts"]["webhooks"][number];
+export type EmailAlertConfig = NonNullable<BrokerConfig["alerts"]["email"]>;
 
 /** A config problem, naming the key at fault (e.g. `apps[1].secret.env`). */
 export class ConfigError extends Error {

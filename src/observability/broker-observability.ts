@@ -1,4 +1,4 @@
-import type { WebhookConfig } from "../config/config.js";
+import type { EmailAlertConfig, WebhookConfig } from "../config/config.js";
 import { type QuotaLedger, usageQueryOf } from "../quota/index.js";
 import type { Clock } from "../shared/clock.js";
 import {
@@ -13,6 +13,7 @@ import type { TokenManager } from "../token/token-manager.js";
 import type { BreakerState } from "../upstream/upstream-breakers.js";
 import { AlertManager } from "./alerts.js";
 import { BrokerMetrics, type QuotaSample } from "./metrics.js";
+import { EmailNotifier } from "./notifiers/email-notifier.js";
 import { LogNotifier } from "./notifiers/log-notifier.js";
 import { MetricsNotifier } from "./notifiers/metrics-notifier.js";
 import { WebhookNotifier } from "./notifiers/webhook-notifier.js";
@@ -46,10 +47,12 @@ export function createObservability(o: {
   clock: Clock;
   logger: Logger;
   webhooks: readonly WebhookConfig[];
+  email?: EmailAlertConfig;
   fetch?: typeof fetch;
 }): BrokerObservability {
   const metrics = new BrokerMetrics();
   const log = o.logger.child({ component: "alerts" });
+  const email = o.email ? emailNotifier(o.email, log) : undefined;
   const alerts = new AlertManager({
     clock: o.clock,
     logger: log,
@@ -67,6 +70,7 @@ export function createObservability(o: {
             ...(o.fetch ? { fetch: o.fetch } : {}),
           }),
       ),
+      ...(email ? [email] : []),
     ],
   });
   const lastForeign = new Map<string, number>();
@@ -205,6 +209,7 @@ export function createObservability(o: {
     async close() {
       cancelSampling?.();
       await alerts.drain();
+      email?.close();
     },
   };
 }
@@ -221,4 +226,15 @@ function wechatLimit(endpoint: string, appType: string, budget: number): number 
     default:
       return budget;
   }
+}
+
+function emailNotifier(c: EmailAlertConfig, logger: Logger): EmailNotifier {
+  const { caFile, ...smtp } = c.smtp;
+  return new EmailNotifier({
+    smtp: { ...smtp, ...(caFile === undefined ? {} : { ca: caFile }) },
+    from: c.from,
+    to: c.to,
+    subjectPrefix: c.subjectPrefix,
+    logger,
+  });
 }

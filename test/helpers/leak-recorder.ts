@@ -27,6 +27,8 @@ import { luaScripts } from "../../src/store/redis/lua-loader.js";
  *                         copied by a preload (pinoTapPreload, via NODE_OPTIONS)
  *   redis-*.monitor       the raw MONITOR stream of every redis-server started
  *                         by test/helpers/redis-server.ts
+ *   outbound-<pid>.log    what the broker sent out that a test received (an
+ *                         alert mail's headers and body), via recordOutbound
  *
  * and scanLeakRecords reports every place a recorded value occurs, as a
  * fingerprint, never the value.
@@ -45,6 +47,17 @@ import { luaScripts } from "../../src/store/redis/lua-loader.js";
  */
 
 export { LEAK_RECORD_DIR_ENV, type LeakCandidateKind, recordLeakCandidate };
+
+/**
+ * Adds a message the broker sent out (an alert mail received by a test's
+ * SMTP server, …) to the scan: each line is scanned like a log line.
+ */
+export function recordOutbound(what: string, text: string): void {
+  const dir = leakRecordDir();
+  if (!dir) return;
+  const lines = text.split(/\r?\n/).map((line) => `${what}: ${line}`);
+  appendFileSync(join(dir, `outbound-${process.pid}.log`), `${lines.join("\n")}\n`);
+}
 
 /** Shorter values are not scanned (test secrets like "s" would match everywhere). */
 export const MIN_SCANNED_LENGTH = 8;
@@ -362,7 +375,8 @@ export function scanLeakRecords(dir: string, options: ScanOptions = {}): LeakRep
   const problems: string[] = [];
 
   let logLines = 0;
-  const logFiles = files.filter((f) => /^logs-.*\.log$/.test(f));
+  // Outbound messages (alert mails, …) recorded by tests are scanned as log lines.
+  const logFiles = files.filter((f) => /^(logs|outbound)-.*\.log$/.test(f));
   for (const f of logFiles) {
     const lines = readFileSync(join(dir, f), "utf8").split("\n");
     lines.forEach((line, n) => {
