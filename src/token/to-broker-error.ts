@@ -1,5 +1,5 @@
 import { type CredentialKey, describeKey } from "../core/credential.js";
-import { UpstreamError } from "../core/upstream-error.js";
+import { QuotaRefusedError, UpstreamError } from "../core/upstream-error.js";
 import {
   BrokerError,
   QuotaExhaustedError,
@@ -30,10 +30,7 @@ export function toBrokerError(err: unknown, key: CredentialKey): BrokerError {
         );
       case "quota":
         return new QuotaExhaustedError(
-          `WeChat's quota is used up for the ${what} (${answer}) and no valid one is cached; ` +
-            (err.errcode === 45011
-              ? "WeChat counts calls per minute: retry in the next minute"
-              : "it resets at 00:00 China time, or an operator can clear it"),
+          `WeChat's quota is used up for the ${what} (${answer}) and no valid one is cached; ${quotaAdvice(err)}`,
           err.errcode ?? 0,
         );
       case "grant":
@@ -80,4 +77,18 @@ export function grantDetails(key: CredentialKey, errcode?: number): Record<strin
     ...(key.subject === undefined ? {} : { subject: key.subject }),
     ...(errcode === undefined ? {} : { errcode: String(errcode) }),
   };
+}
+
+/**
+ * When to try again: the ledger's own refusal says until when (its message
+ * already names whose budget); WeChat's answer gets the family's advice
+ * (a China day for official accounts, a minute or an hour for WeCom).
+ */
+function quotaAdvice(err: UpstreamError): string {
+  if (err instanceof QuotaRefusedError) {
+    return err.retryAt === undefined
+      ? "retry later"
+      : `retry after ${new Date(err.retryAt).toISOString()}`;
+  }
+  return err.remedy ?? "retry later";
 }

@@ -172,6 +172,7 @@ describe("WeCom's hourly limits in the quota ledger", () => {
       tokens.getToken({ appId: "app3", kind: TokenKind.WECOM_AGENT_TICKET }),
     );
     expect(limited.rawMessage).toContain("45009");
+    expect(limited.rawMessage).toContain("WeCom limits calls per minute and per hour for the corp");
     const afterLimit = calls(AGENT_TICKET);
     // The whole corp is blocked for a minute: no app's ticket reaches WeCom.
     for (const appId of ["app3", "app4", "app5"]) {
@@ -188,6 +189,9 @@ describe("WeCom's hourly limits in the quota ledger", () => {
       tokens.getToken({ appId: "app5", kind: TokenKind.WECOM_AGENT_TICKET }),
     );
     expect(held.code).toBe(Code.ResourceExhausted);
+    // The ledger's refusal names WeCom's block and when the broker will try again.
+    expect(held.rawMessage).toContain("WeCom answered a frequency limit (45009/45033)");
+    expect(held.rawMessage).toMatch(/retry after \d{4}-\d\d-\d\dT/);
     expect(calls(AGENT_TICKET)).toBe(afterLimit + 1);
   });
 });

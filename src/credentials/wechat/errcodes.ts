@@ -54,7 +54,7 @@ function classifyErrcode(errcode: number, endpoint?: string): ErrcodeCategory {
   return category;
 }
 
-/** What an operator should do about a config-category errcode. */
+/** What an operator should do about a config-category or quota errcode. */
 const REMEDY: ReadonlyMap<number, string> = new Map([
   [40013, "check the app's appid in the broker config"],
   [40125, "check the app's AppSecret (reset it in the WeChat console if needed)"],
@@ -74,6 +74,8 @@ const REMEDY: ReadonlyMap<number, string> = new Map([
   ],
   [89506, "the broker's IP was rejected by the admin and is blocked for 24 hours"],
   [89507, "the broker's IP was rejected by the admin and is blocked for 1 hour"],
+  [45009, "it resets at 00:00 China time, or an operator can clear it (token-broker clear-quota)"],
+  [45011, "WeChat counts calls per minute: retry in the next minute"],
   [
     48001,
     "the account lacks WeChat's permission for this API (e.g. card permission for wx_card tickets); " +

@@ -39,6 +39,12 @@ const REMEDY: ReadonlyMap<number, string> = new Map([
     "the app has no permission for this API; grant it in the WeCom admin console or remove the kind from the app's `kinds`",
   ],
   [50003, "the app is disabled in the WeCom admin console"],
+  [
+    45009,
+    "WeCom limits calls per minute and per hour for the corp; the broker stops calling for the window " +
+      "(a minute, or an hour if limited again within the hour) and tries again after it",
+  ],
+  [45033, "too many concurrent calls to WeCom for the corp; the broker stops calling for a minute"],
   [301002, "a token of another app was used: report this broker bug"],
 ]);
 
