@@ -27,6 +27,7 @@ import { fingerprint } from "../shared/fingerprint.js";
 import type { Logger } from "../shared/logger.js";
 import { toConnectError } from "../shared/to-connect-error.js";
 import { type AppRegistry, kindsOfType } from "../token/app.js";
+import type { AppliedRollout } from "../token/applied-rollout.js";
 import { toBrokerError } from "../token/to-broker-error.js";
 import type { TokenManager } from "../token/token-manager.js";
 import type { UpstreamBreakers } from "../upstream/upstream-breakers.js";
@@ -48,6 +49,8 @@ export interface AdminServiceDeps {
   clock: Clock;
   /** Where audit records go: one line per intervention, who, what, why, outcome. */
   audit: Logger;
+  /** Which versions clients use (AckToken); the counts are 0 without it. */
+  rollout?: AppliedRollout;
 }
 
 /** Operator RPCs: status, and WeChat's two interventions, each audited. */
@@ -86,12 +89,14 @@ export function createAdminService(d: AdminServiceDeps): ServiceImpl<typeof Admi
     async getStatus(req) {
       const now = d.clock.now();
       const wanted = (app: string) => req.appId === "" || req.appId === app;
-      const credentials = d.manager
-        .held()
-        .filter(({ key }) => wanted(key.appId))
-        .map(({ key, credential: c }) => {
-          const next = d.manager.nextRefreshAt(key.appId, key.kind);
-          return create(CredentialStatusSchema, {
+      const credentials = [];
+      for (const { key, credential: c } of d.manager.held()) {
+        if (!wanted(key.appId)) continue;
+        const next = d.manager.nextRefreshAt(key.appId, key.kind);
+        // Status still answers while the store is down; the counts are then unknown (0).
+        const clients = await d.rollout?.summary(key, c).catch(() => undefined);
+        credentials.push(
+          create(CredentialStatusSchema, {
             appId: key.appId,
             kind: kindToProto(key.kind),
             version: BigInt(c.version),
@@ -101,8 +106,15 @@ export function createAdminService(d: AdminServiceDeps): ServiceImpl<typeof Admi
             refreshOverdue: d.manager.isOverdue(key.appId, key.kind),
             lastError: d.manager.lastError(key.appId, key.kind) ?? "",
             fingerprint: fingerprint(c.value),
-          });
-        });
+            clientsCurrent: clients?.current ?? 0,
+            clientsSuperseded: clients?.superseded ?? 0,
+            ...(clients?.supersededValidUntil === undefined
+              ? {}
+              : { supersededValidUntil: timestampFromMs(clients.supersededValidUntil) }),
+            supersededVersion: BigInt(clients?.supersededVersion ?? 0),
+          }),
+        );
+      }
       const breakers = d.breakers
         .list()
         .filter((b) => wanted(b.app))
@@ -172,6 +184,9 @@ export function createAdminService(d: AdminServiceDeps): ServiceImpl<typeof Admi
       const reason = requireReason(req.reason);
       return audited("force_refresh", appId, reason, ctx, async () => {
         d.apps.resolve(appId, "access_token");
+        // Refused before the ledger counts it: a force that cannot happen uses none of the 20.
+        const refusal = d.manager.forceRefusal(appId);
+        if (refusal !== undefined) throw new FailedPreconditionError(refusal);
         const decision = await d.ledger.take(appId, "force_refresh", d.clock.now());
         if (!decision.allowed) {
           const when = decision.retryAt ? new Date(decision.retryAt).toISOString() : "later";

@@ -5,15 +5,10 @@ import {
   type StoredCredential,
 } from "../core/credential.js";
 import { type Clock, systemClock } from "../shared/clock.js";
-import {
-  FailedPreconditionError,
-  ShuttingDownError,
-  UpstreamUnavailableError,
-} from "../shared/errors.js";
-import { raceAbort } from "../shared/race-abort.js";
+import { ShuttingDownError } from "../shared/errors.js";
 import { type Collaborators, wireCollaborators } from "./collaborators.js";
 import { CredentialCache } from "./credential-cache.js";
-import type { CredentialIntake } from "./credential-intake.js";
+import { ForceRefresh } from "./force-refresh.js";
 import type { Grants } from "./grants.js";
 import type { InvalidateOptions, InvalidateResult, Invalidation } from "./invalidation.js";
 import { prefetchAccessTokens } from "./prefetch.js";
@@ -47,13 +42,13 @@ export class TokenManager {
   readonly #rules: RulesBook;
   readonly #cache: CredentialCache;
   readonly #expiry: ReportedExpiry;
-  readonly #intake: CredentialIntake;
   readonly #watchers = new WatchHub<StoredCredential>();
   readonly #lifecycle = new AbortController();
   readonly #refresher: Refresher;
   readonly #schedule: RefreshSchedule;
   readonly #invalidation: Invalidation;
   readonly #follower: StoreFollower;
+  readonly #force: ForceRefresh;
 
   constructor(o: TokenManagerOptions) {
     this.#o = o;
@@ -76,11 +71,11 @@ export class TokenManager {
         });
       },
     });
-    this.#intake = parts.intake;
     this.#refresher = parts.refresher;
     this.#schedule = parts.schedule;
     this.#invalidation = parts.invalidation;
     this.#follower = parts.follower;
+    this.#force = new ForceRefresh(this.#rules, parts.refresher, parts.intake);
     this.#load = parts.load;
     this.grants = parts.grants;
   }
@@ -159,30 +154,18 @@ export class TokenManager {
     return this.#invalidation.run(resolved, key, rejectedValue, errcode, signal, options);
   }
 
-  /**
-   * An operator's leak response (stable tokens): WeChat issues a new value at
-   * once and the old one keeps working for at most 5 minutes. The caller (the
-   * admin service) has already checked WeChat's 20-a-day and 30-second limits.
-   */
-  async forceRefresh(
+  /** Why the app's `kind` cannot be force-refreshed (checked before any quota is counted), or undefined. */
+  forceRefusal(appId: string, kind = "access_token"): string | undefined {
+    return this.#force.refusal(appId, kind);
+  }
+
+  /** An operator's leak response (ForceRefresh); quotas are the caller's to check. */
+  forceRefresh(
     appId: string,
     signal: AbortSignal,
     kind = "access_token",
   ): Promise<StoredCredential> {
-    const key = { appId, kind };
-    const resolved = this.#rules.resolve(key);
-    const refusal = resolved.rules.spec.forceRefusal
-      ? resolved.rules.spec.forceRefusal(resolved.app)
-      : `${kind} cannot be force-refreshed`;
-    if (refusal !== undefined) throw new FailedPreconditionError(refusal);
-    const result = await raceAbort(
-      this.#refresher.run({ rules: resolved.rules, key, reason: "force", force: true }).promise,
-      signal,
-    );
-    if (!result.credential)
-      throw new UpstreamUnavailableError(`the force refresh of app '${appId}' stored nothing`);
-    this.#intake.remember(key, result.credential);
-    return result.credential;
+    return this.#force.run(appId, kind, signal);
   }
 
   /**

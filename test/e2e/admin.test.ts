@@ -105,6 +105,9 @@ describe("AdminService", () => {
       .catch((e: unknown) => e);
     expect(codeOf(classic)).toBe(Code.FailedPrecondition);
     expect((classic as { details: string }).details).toMatch(/classic tokens.*InvalidateToken/);
+    // Refused before the ledger counts it: none of the 20 forces a day is used.
+    const status = await admin.getStatus({ appId: "shop" });
+    expect(status.quotas.find((q) => q.endpoint === "force_refresh")?.used).toBe(0n);
     const noReason = await admin
       .forceRefresh({ appId: "leaky", reason: " " })
       .catch((e: unknown) => e);

@@ -1,6 +1,7 @@
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterEach, describe, expect, it } from "vitest";
+import { AdminService } from "../../gen/tokenbroker/v1/admin_service_pb.js";
 import {
   InvalidateOutcome,
   TokenKind,
@@ -154,5 +155,22 @@ describe("WeCom apps", () => {
       }),
     );
     expect(wrong.code).toBe(Code.InvalidArgument);
+  });
+});
+
+describe("WeCom apps and operators' force refresh", () => {
+  it("refuses a force refresh, naming the secret reset, without calling WeCom", async () => {
+    const { broker } = await start([app("hr", HR)]);
+    const transport = createGrpcTransport({
+      baseUrl: `http://127.0.0.1:${broker.broker.grpc.port}`,
+    });
+    const admin = createClient(AdminService, transport);
+    const refused = await failure(
+      admin.forceRefresh({ appId: "hr", reason: "token pasted in a chat" }),
+    );
+    expect(refused.code).toBe(Code.FailedPrecondition);
+    expect(refused.rawMessage).toContain("WeCom returns the same token until it expires");
+    expect(refused.rawMessage).toContain("reset the app's secret in the WeCom admin console");
+    expect(broker.emulator.control.callCount("/cgi-bin/gettoken", CORP)).toBe(0);
   });
 });

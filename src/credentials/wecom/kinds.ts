@@ -33,6 +33,10 @@ export const wecomAccessToken: CredentialKindSpec = {
   ],
   errcodes: wecomErrcodes,
   margins: (_account, s) => ({ refreshMarginMs: s.marginMs, minRemainingMs: s.minRemainingMs }),
+  forceRefusal: (account) =>
+    `app '${account.id}' is a WeCom app: WeCom returns the same token until it expires and has no force refresh; ` +
+    "if the token leaked, reset the app's secret in the WeCom admin console and update the broker's copy " +
+    "(the next fetch uses it; reload the config)",
   fetch: (ctx) =>
     ctx.gate.call(
       ctx.account.id,
