@@ -1,7 +1,9 @@
 import { HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
 import { TokenService } from "../gen/tokenbroker/v1/token_service_pb.js";
 import type { BrokerConfig } from "./config/config.js";
+import { securityPolicyOf } from "./config/parse-config.js";
 import { ConfigReloader, type ReloadReport } from "./config-reload.js";
+import { createFacade } from "./facade/facade.js";
 import { type BrokerCore, buildCore, coreSettingsOf } from "./graph.js";
 import type { BrokerObservability } from "./observability/broker-observability.js";
 import { startMetricsServer } from "./observability/metrics-server.js";
@@ -39,6 +41,8 @@ export interface RunningBroker {
   /** Metrics, alerts; and the /metrics URL when a metrics listener is configured. */
   readonly observability: BrokerObservability;
   readonly metricsUrl?: string;
+  /** Where the WeChat-compatible façade answers (its own listener, or the Connect port); absent when disabled. */
+  readonly facadeUrl?: string;
   /**
    * Applies a re-read config (SIGHUP): apps are added, removed or changed at
    * once; other settings need a restart (reported, running values kept).
@@ -98,6 +102,23 @@ export async function startBroker(config: BrokerConfig, deps: BrokerDeps): Promi
     }),
     ...(config.security.tls ? { tls: config.security.tls } : {}),
   };
+  // The WeChat-compatible façade runs the same services, chain and policy.
+  const facade = config.facade.enabled
+    ? createFacade({
+        config: config.facade,
+        services,
+        apps,
+        manager,
+        policy: securityPolicyOf(config.security),
+        refusals,
+        upstream: config.upstream,
+        clock,
+        logger,
+        ...(deps.fetch ? { fetch: deps.fetch } : {}),
+        observe: (...a) => observability.metrics.rpcHandled(...a),
+      })
+    : undefined;
+  const facadeOnConnect = facade !== undefined && config.facade.listen === undefined;
   const grpc = await startGrpcServer({
     host: config.listen.grpc.host,
     port: config.listen.grpc.port,
@@ -110,11 +131,28 @@ export async function startBroker(config: BrokerConfig, deps: BrokerDeps): Promi
       port: config.listen.connect.port,
       ...listenerOptions,
       corsAllowedOrigins: [...config.cors.allowedOrigins],
+      ...(facadeOnConnect ? { httpRoutes: facade } : {}),
     });
   } catch (err) {
     await grpc.close({ graceMs: 0 });
     throw err;
   }
+  let facadeServer: RunningServer | undefined;
+  if (facade !== undefined && config.facade.listen !== undefined) {
+    try {
+      facadeServer = await startConnectServer({
+        ...listenerOptions,
+        host: config.facade.listen.host,
+        port: config.facade.listen.port,
+        services: [],
+        httpRoutes: facade,
+      });
+    } catch (err) {
+      await Promise.all([grpc.close({ graceMs: 0 }), connect.close({ graceMs: 0 })]);
+      throw err;
+    }
+  }
+  const facadeUrl = facadeServer?.url ?? (facadeOnConnect ? connect.url : undefined);
   // Until the store hears its own writes, a replica could miss updates:
   // stay NOT_SERVING (load balancers keep away) and say why.
   const waiting = setTimeout(
@@ -144,6 +182,7 @@ export async function startBroker(config: BrokerConfig, deps: BrokerDeps): Promi
     {
       grpc: grpc.url,
       connect: connect.url,
+      ...(facadeUrl ? { facade: facadeUrl } : {}),
       apps: config.apps.map((a) => a.id),
       upstream: config.upstream.baseUrl,
     },
@@ -159,6 +198,7 @@ export async function startBroker(config: BrokerConfig, deps: BrokerDeps): Promi
     health,
     observability,
     ...(metricsServer ? { metricsUrl: metricsServer.url } : {}),
+    ...(facadeUrl ? { facadeUrl } : {}),
     reload: (next) => reloader.apply(next),
     close() {
       closing ??= (async () => {
@@ -168,6 +208,7 @@ export async function startBroker(config: BrokerConfig, deps: BrokerDeps): Promi
         await Promise.all([
           grpc.close({ graceMs: config.shutdown.graceMs }),
           connect.close({ graceMs: config.shutdown.graceMs }),
+          facadeServer?.close({ graceMs: config.shutdown.graceMs }),
         ]);
         await core.close();
         await metricsServer?.close();

@@ -1,5 +1,5 @@
 import { createContextKey } from "@connectrpc/connect";
-import type { Permission } from "./policy.js";
+import type { CompiledClient, Permission } from "./policy.js";
 
 /**
  * Context value with the id of the client a call was authenticated as
@@ -19,3 +19,16 @@ export const clientKey = createContextKey<string | undefined>(undefined, {
 export const permissionsKey = createContextKey<ReadonlySet<Permission> | undefined>(undefined, {
   description: "authenticated client's permissions",
 });
+
+/**
+ * Context value set by an in-process front end that authenticates callers
+ * its own way (the WeChat-compatible façade: an app's AppSecret, its access
+ * token, a refresh handle). The authenticate interceptor calls it after the
+ * address check instead of reading the authorization header; it returns the
+ * client, or the message to refuse the call with (UNAUTHENTICATED). Never
+ * set from the wire: context values are built by server code only.
+ */
+export const identifyCallerKey = createContextKey<(() => CompiledClient | string) | undefined>(
+  undefined,
+  { description: "caller identified by an in-process front end" },
+);

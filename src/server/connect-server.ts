@@ -5,7 +5,7 @@ import { RefusalLog } from "../security/refusal-log.js";
 import { systemClock } from "../shared/clock.js";
 import type { Logger } from "../shared/logger.js";
 import type { AcceptGate } from "./accept-gate.js";
-import { createConnectHandler } from "./connect-handler.js";
+import { createConnectHandler, type NodeHandler } from "./connect-handler.js";
 import { destroyWhenIdle, whenRequestStalls } from "./connection-timers.js";
 import { withCors } from "./cors.js";
 import { withGrpcJsMessageEncoding } from "./grpc-message.js";
@@ -54,7 +54,18 @@ export interface ConnectServerOptions {
   readonly requestTimeoutMs?: number;
   /** Where stalled requests are audited (aggregated per peer); default: `logger`. */
   readonly refusals?: RefusalLog;
+  /**
+   * Plain HTTP routes served beside the RPCs (the WeChat-compatible façade):
+   * called first for every request; returns true for a request it answers.
+   */
+  readonly httpRoutes?: HttpRoutes;
 }
+
+/** Answers the requests it claims (returning true); the rest go to the RPC handler. */
+export type HttpRoutes = (
+  req: Parameters<NodeHandler>[0],
+  res: Parameters<NodeHandler>[1],
+) => boolean;
 
 /** One accepted connection. */
 interface Connection {
@@ -84,9 +95,15 @@ export async function startConnectServer(options: ConnectServerOptions): Promise
     shutdown: signals,
     maxReceiveMessageBytes: options.maxReceiveMessageBytes,
   });
+  const rpc = withCors(withGrpcJsMessageEncoding(connectHandler), options.corsAllowedOrigins ?? []);
+  const routes = options.httpRoutes;
   const handler = refuseWhenClosing(
     rejectMalformed(
-      withCors(withGrpcJsMessageEncoding(connectHandler), options.corsAllowedOrigins ?? []),
+      routes === undefined
+        ? rpc
+        : (req, res) => {
+            if (!routes(req, res)) rpc(req, res);
+          },
       logger,
     ),
     () => closing,

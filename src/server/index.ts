@@ -1,5 +1,9 @@
 export { AcceptGate } from "./accept-gate.js";
-export { type ConnectServerOptions, startConnectServer } from "./connect-server.js";
+export {
+  type ConnectServerOptions,
+  type HttpRoutes,
+  startConnectServer,
+} from "./connect-server.js";
 export { type GrpcServerOptions, type RunningServer, startGrpcServer } from "./grpc-server.js";
 export { SHUTDOWN_MESSAGE, shutdownError } from "./grpc-status.js";
 export { HealthStatus, healthRegistration, ServingStatus } from "./health.js";

@@ -2,6 +2,7 @@ import { ONLY_WHEN_VALID, section } from "../../shared/schema.js";
 import { alertsSchema } from "./alerts.js";
 import { appsSchema } from "./apps.js";
 import { checkExposure } from "./exposure.js";
+import { checkFacadeExposure, facadeSchema } from "./facade.js";
 import { corsSchema, listenSchema } from "./listen.js";
 import { metricsSchema, resolveMetrics } from "./metrics.js";
 import {
@@ -40,6 +41,7 @@ export function configSchema(environment: ConfigEnvironment) {
     quota: quotaSchema(),
     invalidate: invalidateSchema(),
     cache: cacheSchema(),
+    facade: facadeSchema(),
     watch: watchSchema(),
     apps: appsSchema(environment).prefault([]),
   })
@@ -57,5 +59,6 @@ export function configSchema(environment: ConfigEnvironment) {
           });
       }
       checkExposure(config, ctx);
+      checkFacadeExposure(config, ctx);
     }, ONLY_WHEN_VALID);
 }

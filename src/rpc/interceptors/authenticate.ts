@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { Code, type Interceptor } from "@connectrpc/connect";
-import { clientKey, permissionsKey } from "../../security/client-context.js";
+import { clientKey, identifyCallerKey, permissionsKey } from "../../security/client-context.js";
 import { type CallerAddress, callerAddress, inAnyCidr } from "../../security/ip.js";
 import type { CompiledClient, CompiledPolicy } from "../../security/policy.js";
 import type { RefusalLog } from "../../security/refusal-log.js";
@@ -15,7 +15,9 @@ import { type Caller, printable, refuse, type Scene, setCaller } from "./scene.j
  *
  * 1. the caller's address (see `callerAddress` for X-Forwarded-For) must be in
  *    `allowCidrs` when that is set — else PERMISSION_DENIED;
- * 2. the caller is identified by `authorization: Bearer <api key>` (its
+ * 2. the caller is identified by the front end that vouches for it
+ *    (`identifyCallerKey`, set in-process by the WeChat façade), else by
+ *    `authorization: Bearer <api key>` (its
  *    SHA-256 compared in constant time with every client's) or else by the
  *    verified client certificate's CN — else UNAUTHENTICATED. With no clients
  *    configured every caller is the anonymous client, with every permission
@@ -30,6 +32,13 @@ export function authenticate(policy: CompiledPolicy, refusals: RefusalLog): Inte
     refuse(refusals, "auth_failure", Code.Unauthenticated, message, scene);
 
   const identify = (req: AnyRequest, scene: Scene): CompiledClient => {
+    // A front end that authenticated the caller its own way (the WeChat façade).
+    const external = req.contextValues.get(identifyCallerKey);
+    if (external !== undefined) {
+      const found = external();
+      if (typeof found === "string") throw authFailure(found, scene);
+      return found;
+    }
     if (policy.clients.length === 0) return policy.anonymous;
     const header = req.header.get("authorization");
     if (header !== null) {
