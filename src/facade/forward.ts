@@ -116,6 +116,7 @@ export async function forward(
   const text = Buffer.from(await upstream.arrayBuffer());
   const errcode = errcodeOf(text);
   if (errcode !== undefined && staleErrcodes(d.manager, owner.key).includes(errcode)) {
+    d.owners.rejected(value);
     await report(req, d, owner, value, errcode);
   }
   res.writeHead(upstream.status, headers);

@@ -19,6 +19,8 @@ interface Served {
 
 /** The access tokens the façade handed out per app: the current one and the one before. */
 const KEPT_PER_APP = 2;
+/** WeChat keeps a replaced token working this long (facts §1): the previous one's end at most. */
+const OVERLAP_MS = 300_000;
 
 /** A user token kind: the one WeChat's web OAuth issues. */
 const USER_TOKEN_KIND = "user_access_token";
@@ -41,12 +43,30 @@ export class TokenOwners {
     private readonly clock: Clock,
   ) {}
 
-  /** Remembers an access token handed to an SDK, until the end it was told. */
+  /**
+   * Remembers an access token handed to an SDK, until the end it was told;
+   * the one it replaces keeps at most WeChat's 5-minute overlap from now.
+   */
   served(app: AppConfig, value: string, endsAt: number): void {
     const digest = sha256(value);
-    const list = (this.#served.get(app.id) ?? []).filter((s) => !s.digest.equals(digest));
-    list.unshift({ digest, endsAt });
-    this.#served.set(app.id, list.slice(0, KEPT_PER_APP));
+    const held = this.#served.get(app.id) ?? [];
+    if (held[0]?.digest.equals(digest)) return;
+    const overlapEnd = this.clock.now() + OVERLAP_MS;
+    const older = held
+      .filter((s) => !s.digest.equals(digest))
+      .map((s) => ({ digest: s.digest, endsAt: Math.min(s.endsAt, overlapEnd) }));
+    this.#served.set(app.id, [{ digest, endsAt }, ...older].slice(0, KEPT_PER_APP));
+  }
+
+  /** A token WeChat rejected (a caller said so): no longer accepted in place of the app's. */
+  rejected(value: string): void {
+    const digest = sha256(value);
+    for (const [id, held] of this.#served) {
+      this.#served.set(
+        id,
+        held.filter((s) => !s.digest.equals(digest)),
+      );
+    }
   }
 
   /** The app whose access token `value` is, among the apps of `family` (all when absent). */

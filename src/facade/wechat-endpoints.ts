@@ -152,9 +152,9 @@ export function fetchOrReport(
   key: { appId: string; kind: CredentialKind },
   rejected: string | undefined,
 ): Promise<Token> {
-  return rejected === undefined
-    ? t.calls.getToken(key, c)
-    : t.calls.invalidate(key, rejected, 0, c);
+  if (rejected === undefined) return t.calls.getToken(key, c);
+  t.owners.rejected(rejected);
+  return t.calls.invalidate(key, rejected, 0, c);
 }
 
 /**
