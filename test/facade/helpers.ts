@@ -11,6 +11,7 @@ import {
 import type { EmulatorOptions } from "../../src/emulator/index.js";
 import type { Logger } from "../../src/shared/logger.js";
 import { recordLeakCandidate } from "../helpers/leak-recorder.js";
+import { logSink } from "../helpers/log-sink.js";
 
 /** Apps of the façade tests: a classic official account and a mini program on stable tokens. */
 export const SHOP = {
@@ -103,7 +104,8 @@ export async function startFacadeBroker(o: {
     },
     {
       logger: o.logger,
-      ...(o.audit ? { audit: o.audit } : {}),
+      // The audit stream goes to stderr by default: a sink of its own keeps test output readable.
+      audit: o.audit ?? logSink().logger,
       ...(o.fetch ? { fetch: o.fetch } : {}),
     },
   );
