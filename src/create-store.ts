@@ -1,4 +1,5 @@
 import type { StoreConfig } from "./config/config.js";
+import type { AppliedVersions } from "./core/ports/applied-versions.js";
 import type { DueQueue } from "./core/ports/due-queue.js";
 import type { ExchangeLedger } from "./core/ports/exchange-ledger.js";
 import type { RefreshLock } from "./core/ports/refresh-lock.js";
@@ -12,12 +13,14 @@ import {
 import type { Clock } from "./shared/clock.js";
 import type { Logger } from "./shared/logger.js";
 import type { Secret } from "./shared/secret.js";
+import { LocalAppliedVersions } from "./store/memory/local-applied-versions.js";
 import { LocalDueQueue } from "./store/memory/local-due-queue.js";
 import { LocalExchangeLedger } from "./store/memory/local-exchange-ledger.js";
 import { LocalRefreshLock } from "./store/memory/local-refresh-lock.js";
 import { MemoryTokenStore } from "./store/memory-store.js";
 import { connectRedis, parseRedisUrl } from "./store/redis/connection.js";
 import { RedisKeys } from "./store/redis/keys.js";
+import { RedisAppliedVersions } from "./store/redis/redis-applied-versions.js";
 import { RedisDueQueue } from "./store/redis/redis-due-queue.js";
 import { RedisExchangeLedger } from "./store/redis/redis-exchange-ledger.js";
 import { RedisRefreshLock } from "./store/redis/redis-refresh-lock.js";
@@ -36,6 +39,8 @@ export interface StoreBundle {
   readonly ledger: QuotaLedger;
   /** Users' OAuth code exchanges, claimed once across all replicas when the store is shared. */
   readonly exchangeLedger: ExchangeLedger;
+  /** Which version each client instance uses (AckToken), shared by all replicas when the store is. */
+  readonly applied: AppliedVersions;
   /** Resolves once the store hears its own writes (the Redis subscription is confirmed). */
   ready(): Promise<void>;
   close(): Promise<void>;
@@ -70,6 +75,7 @@ export function createStore(
       dueQueue: new LocalDueQueue(deps.clock),
       ledger,
       exchangeLedger: new LocalExchangeLedger(deps.clock),
+      applied: new LocalAppliedVersions(deps.clock),
       ready: async () => {},
       async close() {
         await ledger.close();
@@ -151,6 +157,7 @@ export function createStore(
     dueQueue,
     ledger,
     exchangeLedger,
+    applied: new RedisAppliedVersions({ client, keys, clock: deps.clock }),
     // How long callers wait, in all, for a live holder's write (two leases and
     // slack; the old three-round limit). A dead holder costs only what is left
     // of its lease: waiters try the lock again as soon as it can have expired.
@@ -195,6 +202,7 @@ function sqliteBundle(
     dueQueue: new LocalDueQueue(deps.clock),
     ledger,
     exchangeLedger: sqlite.exchangeLedger,
+    applied: new LocalAppliedVersions(deps.clock),
     ready: async () => {},
     async close() {
       await ledger.close();

@@ -17,11 +17,13 @@ import {
   type BrokerObservability,
   createObservability,
 } from "./observability/broker-observability.js";
+import { SupersededMonitor } from "./observability/superseded-monitor.js";
 import type { EndpointBudgets, QuotaBudgets } from "./quota/index.js";
 import { type Clock, systemClock } from "./shared/clock.js";
 import type { Logger } from "./shared/logger.js";
 import type { Secret } from "./shared/secret.js";
 import { type AppConfig, AppRegistry } from "./token/app.js";
+import { AppliedRollout } from "./token/applied-rollout.js";
 import { DEFAULT_REFRESH_POLICY, type RefreshPolicy } from "./token/refresh-policy.js";
 import type { ReportBudgetOptions } from "./token/report-budget.js";
 import { TokenManager } from "./token/token-manager.js";
@@ -56,6 +58,8 @@ export interface CoreSettings {
   readonly email?: EmailAlertConfig;
   /** Users' credentials held in memory at most (the manager's default when absent). */
   readonly maxUserTokens?: number;
+  /** Applied-version feedback (AckToken): how often clients renew, and the alert's lead. */
+  readonly watch?: { readonly ackRenewMs: number; readonly supersededAlertLeadMs: number };
 }
 
 /**
@@ -93,6 +97,8 @@ export interface BrokerCore {
   readonly manager: TokenManager;
   /** Users' code exchanges (OAuthService.ExchangeCode). */
   readonly oauth: CodeExchange;
+  /** Which versions clients use (AckToken), counted over the replicas sharing the store. */
+  readonly rollout: AppliedRollout;
   /** Waits until the store hears its own writes, then starts refreshing and sampling metrics. */
   start(): Promise<void>;
   /** Stops refreshing, then closes breakers, observability and the store. Idempotent. */
@@ -185,6 +191,20 @@ export function buildCore(settings: CoreSettings, deps: CoreDeps): BrokerCore {
   });
   let durability: StoreDurability | undefined;
 
+  const rollout = new AppliedRollout({
+    applied: stores.applied,
+    renewMs: settings.watch?.ackRenewMs ?? 60_000,
+  });
+  const superseded = new SupersededMonitor({
+    manager,
+    rollout,
+    alerts: observability.alerts,
+    metrics: observability.metrics,
+    clock,
+    logger: logger.child({ component: "alerts" }),
+    leadMs: settings.watch?.supersededAlertLeadMs ?? 120_000,
+  });
+
   let closing: Promise<void> | undefined;
   return {
     clock,
@@ -196,6 +216,7 @@ export function buildCore(settings: CoreSettings, deps: CoreDeps): BrokerCore {
     client,
     manager,
     oauth,
+    rollout,
     async start() {
       await stores.ready();
       durability = await checkGrantDurability({
@@ -206,9 +227,11 @@ export function buildCore(settings: CoreSettings, deps: CoreDeps): BrokerCore {
       });
       manager.start();
       observability.sample(manager, stores.ledger, apps);
+      superseded.start();
     },
     close() {
       closing ??= (async () => {
+        superseded.stop();
         await manager.close();
         breakers.close();
         await observability.close();
@@ -245,5 +268,9 @@ export function coreSettingsOf(config: BrokerConfig): CoreSettings {
     webhooks: config.alerts.webhooks,
     ...(config.alerts.email ? { email: config.alerts.email } : {}),
     maxUserTokens: config.cache.maxUserTokens,
+    watch: {
+      ackRenewMs: config.watch.ackRenewMs,
+      supersededAlertLeadMs: config.watch.supersededAlertLeadMs,
+    },
   };
 }

@@ -43,7 +43,8 @@ export function brokerServices(
   core: BrokerCore,
   o: { health: HealthStatus; refusals: RefusalLog; audit: Logger; logger: Logger },
 ): ServiceRegistration[] {
-  const { manager, apps, stores, breakers, guard, client, observability, clock, oauth } = core;
+  const { manager, apps, stores, breakers, guard, client, observability, clock, oauth, rollout } =
+    core;
   const { audit } = o;
   const guarded = rpcInterceptors({
     policy: securityPolicyOf(config.security),
@@ -62,6 +63,7 @@ export function brokerServices(
         audit,
         maxStreamAgeMs: config.watch.maxStreamAgeMs,
         maxStreamAgeJitter: config.watch.maxStreamAgeJitter,
+        rollout,
       }),
       guarded,
     ),
@@ -88,6 +90,7 @@ export function brokerServices(
         client,
         clock,
         audit,
+        rollout,
       }),
       guarded,
     ),

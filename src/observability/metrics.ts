@@ -1,5 +1,6 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { Clock } from "../shared/clock.js";
+import { type AppliedSample, registerAppliedGauges } from "./applied-gauges.js";
 import { safeLabel } from "./label.js";
 import {
   type CredentialSample,
@@ -8,7 +9,7 @@ import {
   registerQuotaGauges,
 } from "./scrape-gauges.js";
 
-export type { CredentialSample, QuotaSample };
+export type { AppliedSample, CredentialSample, QuotaSample };
 
 /** RPC latency, 0.1 ms (served from memory) to 10 s (waiting on upstream). */
 const RPC_BUCKETS = [
@@ -52,6 +53,7 @@ export class BrokerMetrics {
   readonly #activeAlerts = new Map<string, number>();
   #credentials: { read: () => readonly CredentialSample[]; clock: Clock } | undefined;
   #quota: (() => readonly QuotaSample[]) | undefined;
+  #applied: { read: () => readonly AppliedSample[]; now: () => number } | undefined;
 
   constructor() {
     const registers = [this.#registry];
@@ -132,6 +134,7 @@ export class BrokerMetrics {
     });
     registerCredentialGauges(this.#registry, () => this.#credentials);
     registerQuotaGauges(this.#registry, () => this.#quota?.());
+    registerAppliedGauges(this.#registry, () => this.#applied);
   }
 
   /** One finished RPC; `code` is the status name (e.g. "ok", "unavailable"). */
@@ -176,6 +179,11 @@ export class BrokerMetrics {
   /** Where the quota gauges come from; `read` is called on every scrape. */
   setQuotaSource(read: () => readonly QuotaSample[]): void {
     this.#quota = read;
+  }
+
+  /** Where the applied-version gauges come from; `read` is called on every scrape. */
+  setAppliedSource(read: () => readonly AppliedSample[], clock: Clock): void {
+    this.#applied = { read, now: () => clock.now() };
   }
 
   /** The number of open WatchToken streams. */

@@ -5,14 +5,17 @@ import type { Clock } from "../shared/clock.js";
 import { fingerprint } from "../shared/fingerprint.js";
 import type { Logger } from "../shared/logger.js";
 import { isUnexpected, toConnectError } from "../shared/to-connect-error.js";
+import type { AppliedRollout } from "../token/applied-rollout.js";
 import type { InvalidateOutcome as DomainOutcome, TokenManager } from "../token/token-manager.js";
 import { callerOf, mayReadTokens } from "./caller.js";
 import { toTokenMessage } from "./token-message.js";
 import { TokenResponses } from "./token-responses.js";
 import {
   validateCredentialRequest,
+  validateInstance,
   validateRejectedValue,
   validateReportErrcode,
+  validateVersion,
 } from "./validate.js";
 
 export interface TokenServiceDeps {
@@ -26,6 +29,8 @@ export interface TokenServiceDeps {
   maxStreamAgeJitter?: number;
   /** Randomness in [0, 1) for the stream age jitter. */
   random?: () => number;
+  /** Where AckToken's acknowledgements go; without it they are accepted and not counted. */
+  rollout?: AppliedRollout;
 }
 
 const OUTCOME: Readonly<Record<DomainOutcome, InvalidateOutcome>> = {
@@ -151,6 +156,30 @@ export function createTokenService(deps: TokenServiceDeps): ServiceImpl<typeof T
         };
       } catch (err) {
         throw fail(err, "InvalidateToken");
+      }
+    },
+
+    async ackToken(req, ctx) {
+      try {
+        const key = validateCredentialRequest(req);
+        const instance = validateInstance(req.instance);
+        const version = validateVersion(req.version);
+        // Resolving the key refuses an unknown app, kind or subject like GetToken does.
+        manager.cached(key.appId, key.kind, key.subject);
+        const held = manager.peek(key.appId, key.kind, key.subject);
+        const currentVersion = BigInt(held?.version ?? 0);
+        // Users' credentials are not counted: one entry per user and instance
+        // would grow with the users, and their holders are few.
+        if (!deps.rollout || key.subject !== undefined) {
+          return { renewWithinSeconds: 0, currentVersion };
+        }
+        await deps.rollout.ack(key, callerOf(ctx), instance, version);
+        return {
+          renewWithinSeconds: Math.max(1, Math.round(deps.rollout.renewMs / 1000)),
+          currentVersion,
+        };
+      } catch (err) {
+        throw fail(err, "AckToken");
       }
     },
 

@@ -65,3 +65,23 @@ export function validateReportErrcode(errcode: number, stale: readonly number[])
   }
   return errcode;
 }
+
+/** AckToken's instance: an id of the client's choosing, kept in the store and never shown. */
+const INSTANCE_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
+
+export function validateInstance(instance: string): string {
+  if (!INSTANCE_PATTERN.test(instance)) {
+    throw new InvalidArgumentError(
+      "instance must be 1-64 characters: letters, digits, '.', '_' or '-' (e.g. a random id per process)",
+    );
+  }
+  return instance;
+}
+
+/** A version as Token.version carries it: 1 or more. */
+export function validateVersion(version: bigint): number {
+  if (version < 1n || version > BigInt(Number.MAX_SAFE_INTEGER)) {
+    throw new InvalidArgumentError("version is required: the Token.version the client uses");
+  }
+  return Number(version);
+}

@@ -152,6 +152,10 @@ export function fakeTokenService(): {
         calls.push({ method: "InvalidateToken", client: ctx.values.get(clientKey) });
         return { token: token(req.appId), refreshed: true };
       },
+      ackToken(_req, ctx) {
+        calls.push({ method: "AckToken", client: ctx.values.get(clientKey) });
+        return { renewWithinSeconds: 60 };
+      },
       async *watchToken(req, ctx) {
         calls.push({ method: "WatchToken", client: ctx.values.get(clientKey) });
         yield { token: token(req.appId) };

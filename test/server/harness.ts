@@ -105,6 +105,10 @@ export function testTokenService(calls: CallRecord[]): ServiceImpl<typeof TokenS
       ctx.responseTrailer.set("x-outcome", "refreshed");
       return { token: token(req.appId, 2), refreshed: true };
     },
+    async ackToken(req, ctx) {
+      record("AckToken", req.appId, ctx);
+      return { renewWithinSeconds: 60 };
+    },
     async *watchToken(req, ctx) {
       record("WatchToken", req.appId, ctx);
       for (let version = 1; version <= 3; version++) {

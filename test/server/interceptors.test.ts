@@ -62,6 +62,9 @@ const impl: ServiceImpl<typeof TokenService> = {
   invalidateToken() {
     throw new ConnectError("not used", Code.Unimplemented);
   },
+  ackToken() {
+    throw new ConnectError("not used", Code.Unimplemented);
+  },
   async *watchToken(req, ctx) {
     seen.push(`handler WatchToken ${ctx.values.get(tagKey)}`);
     for (const version of [1n, 2n]) {

@@ -14,15 +14,22 @@ import { type Caller, callerOf, refuse } from "./scene.js";
  * them as INVALID_ARGUMENT.
  */
 export function authorize(refusals: RefusalLog): Interceptor {
-  const check = (caller: Caller, permission: ReturnType<typeof ruleOf>["permission"]) => {
+  const check = (caller: Caller, rule: ReturnType<typeof ruleOf>) => {
     const { client, app, kind } = caller;
     const who = `client '${client.id}'`;
     const deny = (message: string) =>
       refuse(refusals, "permission_denied", Code.PermissionDenied, message, caller, client.id);
+    const { orPermission } = rule;
+    const permission =
+      orPermission !== undefined &&
+      !client.permissions.has(rule.permission) &&
+      client.permissions.has(orPermission)
+        ? orPermission
+        : rule.permission;
     if (!client.permissions.has(permission)) {
-      throw deny(
-        `${who} does not have the '${permission}' permission (needed for ${caller.method})`,
-      );
+      const needed =
+        orPermission === undefined ? `'${permission}'` : `'${permission}' or '${orPermission}'`;
+      throw deny(`${who} does not have the ${needed} permission (needed for ${caller.method})`);
     }
     if (client.apps !== undefined) {
       // A client limited to some apps must name one: an empty app_id (GetStatus)
@@ -57,7 +64,7 @@ export function authorize(refusals: RefusalLog): Interceptor {
 
   return (next) => (req) => {
     try {
-      check(callerOf(req), ruleOf(req.method).permission);
+      check(callerOf(req), ruleOf(req.method));
     } catch (err) {
       return Promise.reject(err);
     }

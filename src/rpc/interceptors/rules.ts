@@ -9,6 +9,8 @@ import { kindFromProto } from "../kinds.js";
 /** What a method needs. */
 export interface MethodRule {
   readonly permission: Permission;
+  /** A permission that also admits the call (AckToken: `get` besides `watch`). */
+  readonly orPermission?: Permission;
   /**
    * "rate": takes a token from the client's bucket; "reports": from its own
    * InvalidateToken bucket; "streams": holds one of its stream slots.
@@ -22,6 +24,11 @@ const RULES: ReadonlyMap<string, MethodRule> = new Map<string, MethodRule>([
   [pathOf(TokenService.method.getToken), { permission: "get", limit: "rate" }],
   [pathOf(TokenService.method.invalidateToken), { permission: "invalidate", limit: "reports" }],
   [pathOf(TokenService.method.watchToken), { permission: "watch", limit: "streams" }],
+  // Whoever may hold the credential may say which version it holds.
+  [
+    pathOf(TokenService.method.ackToken),
+    { permission: "watch", orPermission: "get", limit: "rate" },
+  ],
   [pathOf(AdminService.method.getStatus), { permission: "admin" }],
   [pathOf(AdminService.method.forceRefresh), { permission: "admin", impliedKind: "access_token" }],
   [pathOf(AdminService.method.clearQuota), { permission: "admin" }],

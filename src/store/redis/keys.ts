@@ -48,6 +48,15 @@ export class RedisKeys {
     return `${this.prefix}:oauth-exchange:${id}`;
   }
 
+  /**
+   * Hash: holder (client/instance) → "version:expiresAtMs", the version each
+   * client instance last acknowledged (RedisAppliedVersions); the key expires
+   * when nobody acknowledges any more.
+   */
+  applied(key: CredentialKey): string {
+    return `${this.prefix}:{${keyId(key)}}:applied`;
+  }
+
   /** Counter: the last fencing token handed to a refresh-lock holder. */
   fence(key: CredentialKey): string {
     return `${this.prefix}:{${keyId(key)}}:fence`;

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tokenbroker/v1/token_service.proto.
  */
 export const file_tokenbroker_v1_token_service: GenFile = /*@__PURE__*/
-  fileDesc("CiJ0b2tlbmJyb2tlci92MS90b2tlbl9zZXJ2aWNlLnByb3RvEg50b2tlbmJyb2tlci52MSL+AgoFVG9rZW4SDgoGYXBwX2lkGAEgASgJEicKBGtpbmQYAiABKA4yGS50b2tlbmJyb2tlci52MS5Ub2tlbktpbmQSDQoFdmFsdWUYAyABKAkSLgoKZXhwaXJlc19hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKZXhwaXJlc19pbhgFIAEoAxIPCgd2ZXJzaW9uGAYgASgEEi4KCmZldGNoZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC2ZpbmdlcnByaW50GAggASgJEhcKD3JlZnJlc2hfb3ZlcmR1ZRgJIAEoCBIPCgdzdWJqZWN0GAogASgJEjYKEnJlZnJlc2hfZXhwaXJlc19hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMQoNcmVmcmVzaF9hZnRlchgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiWwoPR2V0VG9rZW5SZXF1ZXN0Eg4KBmFwcF9pZBgBIAEoCRInCgRraW5kGAIgASgOMhkudG9rZW5icm9rZXIudjEuVG9rZW5LaW5kEg8KB3N1YmplY3QYAyABKAkiOAoQR2V0VG9rZW5SZXNwb25zZRIkCgV0b2tlbhgBIAEoCzIVLnRva2VuYnJva2VyLnYxLlRva2VuIosBChZJbnZhbGlkYXRlVG9rZW5SZXF1ZXN0Eg4KBmFwcF9pZBgBIAEoCRInCgRraW5kGAIgASgOMhkudG9rZW5icm9rZXIudjEuVG9rZW5LaW5kEhYKDnJlamVjdGVkX3ZhbHVlGAMgASgJEg8KB2VycmNvZGUYBCABKAUSDwoHc3ViamVjdBgFIAEoCSKGAQoXSW52YWxpZGF0ZVRva2VuUmVzcG9uc2USJAoFdG9rZW4YASABKAsyFS50b2tlbmJyb2tlci52MS5Ub2tlbhIRCglyZWZyZXNoZWQYAiABKAgSMgoHb3V0Y29tZRgDIAEoDjIhLnRva2VuYnJva2VyLnYxLkludmFsaWRhdGVPdXRjb21lIl0KEVdhdGNoVG9rZW5SZXF1ZXN0Eg4KBmFwcF9pZBgBIAEoCRInCgRraW5kGAIgASgOMhkudG9rZW5icm9rZXIudjEuVG9rZW5LaW5kEg8KB3N1YmplY3QYAyABKAkidAoSV2F0Y2hUb2tlblJlc3BvbnNlEiQKBXRva2VuGAEgASgLMhUudG9rZW5icm9rZXIudjEuVG9rZW4SOAoUcHJldmlvdXNfdmFsaWRfdW50aWwYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wKsUBCglUb2tlbktpbmQSGgoWVE9LRU5fS0lORF9VTlNQRUNJRklFRBAAEhsKF1RPS0VOX0tJTkRfQUNDRVNTX1RPS0VOEAESGwoXVE9LRU5fS0lORF9KU0FQSV9USUNLRVQQAhIdChlUT0tFTl9LSU5EX1dYX0NBUkRfVElDS0VUEAMSIQodVE9LRU5fS0lORF9XRUNPTV9BR0VOVF9USUNLRVQQChIgChxUT0tFTl9LSU5EX1VTRVJfQUNDRVNTX1RPS0VOEBQq+AEKEUludmFsaWRhdGVPdXRjb21lEiIKHklOVkFMSURBVEVfT1VUQ09NRV9VTlNQRUNJRklFRBAAEiAKHElOVkFMSURBVEVfT1VUQ09NRV9SRUZSRVNIRUQQARInCiNJTlZBTElEQVRFX09VVENPTUVfQUxSRUFEWV9SRVBMQUNFRBACEiUKIUlOVkFMSURBVEVfT1VUQ09NRV9KT0lORURfUkVGUkVTSBADEigKJElOVkFMSURBVEVfT1VUQ09NRV9DT05GSVJNRURfQ1VSUkVOVBAEEiMKH0lOVkFMSURBVEVfT1VUQ09NRV9SQVRFX0xJTUlURUQQBTKYAgoMVG9rZW5TZXJ2aWNlEk0KCEdldFRva2VuEh8udG9rZW5icm9rZXIudjEuR2V0VG9rZW5SZXF1ZXN0GiAudG9rZW5icm9rZXIudjEuR2V0VG9rZW5SZXNwb25zZRJiCg9JbnZhbGlkYXRlVG9rZW4SJi50b2tlbmJyb2tlci52MS5JbnZhbGlkYXRlVG9rZW5SZXF1ZXN0GicudG9rZW5icm9rZXIudjEuSW52YWxpZGF0ZVRva2VuUmVzcG9uc2USVQoKV2F0Y2hUb2tlbhIhLnRva2VuYnJva2VyLnYxLldhdGNoVG9rZW5SZXF1ZXN0GiIudG9rZW5icm9rZXIudjEuV2F0Y2hUb2tlblJlc3BvbnNlMAFiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("CiJ0b2tlbmJyb2tlci92MS90b2tlbl9zZXJ2aWNlLnByb3RvEg50b2tlbmJyb2tlci52MSL+AgoFVG9rZW4SDgoGYXBwX2lkGAEgASgJEicKBGtpbmQYAiABKA4yGS50b2tlbmJyb2tlci52MS5Ub2tlbktpbmQSDQoFdmFsdWUYAyABKAkSLgoKZXhwaXJlc19hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKZXhwaXJlc19pbhgFIAEoAxIPCgd2ZXJzaW9uGAYgASgEEi4KCmZldGNoZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC2ZpbmdlcnByaW50GAggASgJEhcKD3JlZnJlc2hfb3ZlcmR1ZRgJIAEoCBIPCgdzdWJqZWN0GAogASgJEjYKEnJlZnJlc2hfZXhwaXJlc19hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMQoNcmVmcmVzaF9hZnRlchgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiWwoPR2V0VG9rZW5SZXF1ZXN0Eg4KBmFwcF9pZBgBIAEoCRInCgRraW5kGAIgASgOMhkudG9rZW5icm9rZXIudjEuVG9rZW5LaW5kEg8KB3N1YmplY3QYAyABKAkiOAoQR2V0VG9rZW5SZXNwb25zZRIkCgV0b2tlbhgBIAEoCzIVLnRva2VuYnJva2VyLnYxLlRva2VuIosBChZJbnZhbGlkYXRlVG9rZW5SZXF1ZXN0Eg4KBmFwcF9pZBgBIAEoCRInCgRraW5kGAIgASgOMhkudG9rZW5icm9rZXIudjEuVG9rZW5LaW5kEhYKDnJlamVjdGVkX3ZhbHVlGAMgASgJEg8KB2VycmNvZGUYBCABKAUSDwoHc3ViamVjdBgFIAEoCSKGAQoXSW52YWxpZGF0ZVRva2VuUmVzcG9uc2USJAoFdG9rZW4YASABKAsyFS50b2tlbmJyb2tlci52MS5Ub2tlbhIRCglyZWZyZXNoZWQYAiABKAgSMgoHb3V0Y29tZRgDIAEoDjIhLnRva2VuYnJva2VyLnYxLkludmFsaWRhdGVPdXRjb21lIl0KEVdhdGNoVG9rZW5SZXF1ZXN0Eg4KBmFwcF9pZBgBIAEoCRInCgRraW5kGAIgASgOMhkudG9rZW5icm9rZXIudjEuVG9rZW5LaW5kEg8KB3N1YmplY3QYAyABKAkidAoSV2F0Y2hUb2tlblJlc3BvbnNlEiQKBXRva2VuGAEgASgLMhUudG9rZW5icm9rZXIudjEuVG9rZW4SOAoUcHJldmlvdXNfdmFsaWRfdW50aWwYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIn4KD0Fja1Rva2VuUmVxdWVzdBIOCgZhcHBfaWQYASABKAkSJwoEa2luZBgCIAEoDjIZLnRva2VuYnJva2VyLnYxLlRva2VuS2luZBIPCgdzdWJqZWN0GAMgASgJEg8KB3ZlcnNpb24YBCABKAQSEAoIaW5zdGFuY2UYBSABKAkiSQoQQWNrVG9rZW5SZXNwb25zZRIcChRyZW5ld193aXRoaW5fc2Vjb25kcxgBIAEoDRIXCg9jdXJyZW50X3ZlcnNpb24YAiABKAQqxQEKCVRva2VuS2luZBIaChZUT0tFTl9LSU5EX1VOU1BFQ0lGSUVEEAASGwoXVE9LRU5fS0lORF9BQ0NFU1NfVE9LRU4QARIbChdUT0tFTl9LSU5EX0pTQVBJX1RJQ0tFVBACEh0KGVRPS0VOX0tJTkRfV1hfQ0FSRF9USUNLRVQQAxIhCh1UT0tFTl9LSU5EX1dFQ09NX0FHRU5UX1RJQ0tFVBAKEiAKHFRPS0VOX0tJTkRfVVNFUl9BQ0NFU1NfVE9LRU4QFCr4AQoRSW52YWxpZGF0ZU91dGNvbWUSIgoeSU5WQUxJREFURV9PVVRDT01FX1VOU1BFQ0lGSUVEEAASIAocSU5WQUxJREFURV9PVVRDT01FX1JFRlJFU0hFRBABEicKI0lOVkFMSURBVEVfT1VUQ09NRV9BTFJFQURZX1JFUExBQ0VEEAISJQohSU5WQUxJREFURV9PVVRDT01FX0pPSU5FRF9SRUZSRVNIEAMSKAokSU5WQUxJREFURV9PVVRDT01FX0NPTkZJUk1FRF9DVVJSRU5UEAQSIwofSU5WQUxJREFURV9PVVRDT01FX1JBVEVfTElNSVRFRBAFMucCCgxUb2tlblNlcnZpY2USTQoIR2V0VG9rZW4SHy50b2tlbmJyb2tlci52MS5HZXRUb2tlblJlcXVlc3QaIC50b2tlbmJyb2tlci52MS5HZXRUb2tlblJlc3BvbnNlEmIKD0ludmFsaWRhdGVUb2tlbhImLnRva2VuYnJva2VyLnYxLkludmFsaWRhdGVUb2tlblJlcXVlc3QaJy50b2tlbmJyb2tlci52MS5JbnZhbGlkYXRlVG9rZW5SZXNwb25zZRJVCgpXYXRjaFRva2VuEiEudG9rZW5icm9rZXIudjEuV2F0Y2hUb2tlblJlcXVlc3QaIi50b2tlbmJyb2tlci52MS5XYXRjaFRva2VuUmVzcG9uc2UwARJNCghBY2tUb2tlbhIfLnRva2VuYnJva2VyLnYxLkFja1Rva2VuUmVxdWVzdBogLnRva2VuYnJva2VyLnYxLkFja1Rva2VuUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * Token is one version of a credential.
@@ -348,6 +348,89 @@ export const WatchTokenResponseSchema: GenMessage<WatchTokenResponse> = /*@__PUR
   messageDesc(file_tokenbroker_v1_token_service, 6);
 
 /**
+ * AckTokenRequest names a credential and the version a client instance uses.
+ *
+ * @generated from message tokenbroker.v1.AckTokenRequest
+ */
+export type AckTokenRequest = Message<"tokenbroker.v1.AckTokenRequest"> & {
+  /**
+   * The broker's id of the app. Required.
+   *
+   * @generated from field: string app_id = 1;
+   */
+  appId: string;
+
+  /**
+   * Which credential of the app. Required.
+   *
+   * @generated from field: tokenbroker.v1.TokenKind kind = 2;
+   */
+  kind: TokenKind;
+
+  /**
+   * The subject of the credential (see GetTokenRequest.subject).
+   *
+   * @generated from field: string subject = 3;
+   */
+  subject: string;
+
+  /**
+   * The version the instance switched to (Token.version). Required.
+   *
+   * @generated from field: uint64 version = 4;
+   */
+  version: bigint;
+
+  /**
+   * This instance among the caller's own, for example a random id chosen per
+   * process: 1-64 characters of A-Z, a-z, 0-9, '.', '_' and '-'. The broker
+   * keeps one acknowledgement per authenticated client and instance, and
+   * shows only counts.
+   *
+   * @generated from field: string instance = 5;
+   */
+  instance: string;
+};
+
+/**
+ * Describes the message tokenbroker.v1.AckTokenRequest.
+ * Use `create(AckTokenRequestSchema)` to create a new message.
+ */
+export const AckTokenRequestSchema: GenMessage<AckTokenRequest> = /*@__PURE__*/
+  messageDesc(file_tokenbroker_v1_token_service, 7);
+
+/**
+ * AckTokenResponse says when to acknowledge again.
+ *
+ * @generated from message tokenbroker.v1.AckTokenResponse
+ */
+export type AckTokenResponse = Message<"tokenbroker.v1.AckTokenResponse"> & {
+  /**
+   * Acknowledge again within this many seconds while the instance keeps the
+   * version; 0 when the credential is not counted (per-user credentials).
+   *
+   * @generated from field: uint32 renew_within_seconds = 1;
+   */
+  renewWithinSeconds: number;
+
+  /**
+   * The broker's current version of the credential as this replica holds it
+   * (0 when it holds none): an instance on an older version is behind and
+   * should fetch the current one.
+   *
+   * @generated from field: uint64 current_version = 2;
+   */
+  currentVersion: bigint;
+};
+
+/**
+ * Describes the message tokenbroker.v1.AckTokenResponse.
+ * Use `create(AckTokenResponseSchema)` to create a new message.
+ */
+export const AckTokenResponseSchema: GenMessage<AckTokenResponse> = /*@__PURE__*/
+  messageDesc(file_tokenbroker_v1_token_service, 8);
+
+/**
  * TokenKind names which credential of an app is meant.
  *
  * Number ranges are reserved for kinds that come later, so that clients built
@@ -556,6 +639,25 @@ export const TokenService: GenService<{
     methodKind: "server_streaming";
     input: typeof WatchTokenRequestSchema;
     output: typeof WatchTokenResponseSchema;
+  },
+  /**
+   * AckToken says which version of a credential a client instance has
+   * switched to (applied-version feedback), and again every
+   * `renew_within_seconds` while it keeps that version. The broker counts,
+   * per credential and over every replica sharing its store, the instances
+   * still on a replaced version while its overlap runs out: in the status
+   * (AdminService.GetStatus), in metrics (counts only) and as an alert before
+   * the replaced version stops working. An instance that stops acknowledging
+   * is forgotten after three missed renewals. Needs the `get` or `watch`
+   * permission for the credential. Per-user credentials (a subject) are not
+   * counted: `renew_within_seconds` is 0 and nothing is recorded.
+   *
+   * @generated from rpc tokenbroker.v1.TokenService.AckToken
+   */
+  ackToken: {
+    methodKind: "unary";
+    input: typeof AckTokenRequestSchema;
+    output: typeof AckTokenResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_tokenbroker_v1_token_service, 0);
