@@ -16,7 +16,7 @@ import {
   startGrpcServer,
 } from "./server/index.js";
 import { brokerServices } from "./services.js";
-import { type Clock, systemClock } from "./shared/clock.js";
+import { type Clock, sleep, systemClock } from "./shared/clock.js";
 import { createAuditLogger, type Logger } from "./shared/logger.js";
 import { warnAtStart } from "./startup-warnings.js";
 import type { TokenManager } from "./token/token-manager.js";
@@ -203,8 +203,12 @@ export async function startBroker(config: BrokerConfig, deps: BrokerDeps): Promi
     close() {
       closing ??= (async () => {
         reloader.close();
-        logger.info({ graceMs: config.shutdown.graceMs }, "shutting down");
+        const { graceMs, preStopDelayMs } = config.shutdown;
+        logger.info({ graceMs, preStopDelayMs }, "shutting down");
         health.drain();
+        // Health says NOT_SERVING while calls and streams are still served, so
+        // endpoints and balancers drop this replica before its listeners go.
+        if (preStopDelayMs > 0) await sleep(clock, preStopDelayMs);
         await Promise.all([
           grpc.close({ graceMs: config.shutdown.graceMs }),
           connect.close({ graceMs: config.shutdown.graceMs }),

@@ -14,6 +14,7 @@ export const ENV_OVERRIDES: Readonly<Record<string, readonly string[]>> = {
   TOKEN_BROKER_UPSTREAM_TIMEOUT_MS: ["upstream", "timeoutMs"],
   TOKEN_BROKER_LOG_LEVEL: ["log", "level"],
   TOKEN_BROKER_SHUTDOWN_GRACE_MS: ["shutdown", "graceMs"],
+  TOKEN_BROKER_SHUTDOWN_PRE_STOP_DELAY_MS: ["shutdown", "preStopDelayMs"],
   TOKEN_BROKER_STORE_TYPE: ["store", "type"],
   TOKEN_BROKER_REDIS_URL: ["store", "url"],
 };

@@ -9,8 +9,17 @@ export function logSchema() {
   });
 }
 
+/**
+ * graceMs: how long calls in flight may finish once the listeners close.
+ * preStopDelayMs: how long before that health already answers NOT_SERVING
+ * while everything is still served, so that load balancers and Kubernetes
+ * endpoints stop sending new calls before the listeners go (0: close at once).
+ */
 export function shutdownSchema() {
-  return section({ graceMs: num(0, 600_000).prefault(5000) });
+  return section({
+    graceMs: num(0, 600_000).prefault(5000),
+    preStopDelayMs: num(0, 600_000).prefault(0),
+  });
 }
 
 /** Where audit records go: a separate structured stream (stderr, stdout or a file). */
