@@ -4,8 +4,10 @@
  * neighbour or a warm CPU hurts both alike, and each metric is reported as
  * the median over the rounds with the ratio of the two medians. Usage:
  *
- *   npx tsx bench/against.ts <revision> [--only fanout] [--rounds 3]
+ *   npx tsx bench/against.ts <revision> [--vs <revision>] [--only fanout] [--rounds 3]
  *
+ * Without `--vs` the second side is this working tree; with it, another
+ * revision in a worktree of its own.
  * The revision is checked out into a temporary git worktree that shares this
  * tree's node_modules (so the script refuses a revision whose package.json
  * names a dependency this tree lacks or pins differently). Why: a ratio to a same-run
@@ -76,52 +78,78 @@ function main(): void {
   const rev = args[0];
   if (!rev || rev.startsWith("--")) {
     process.stderr.write(
-      "usage: npx tsx bench/against.ts <revision> [--only fanout] [--rounds 3]\n",
+      "usage: npx tsx bench/against.ts <revision> [--vs <revision>] [--only fanout] [--rounds 3]\n",
     );
     process.exit(2);
   }
+  const vs = argValue(args, "--vs");
   const only = argValue(args, "--only") ?? "fanout";
   const rounds = Number(argValue(args, "--rounds") ?? "3");
   const git = (...a: string[]) => execFileSync("git", a, { cwd: ROOT, encoding: "utf8" }).trim();
-  const commit = git("rev-parse", "--verify", `${rev}^{commit}`);
-  const missing = missingDependencies(
-    JSON.parse(git("show", `${commit}:package.json`)) as PackageJson,
-    JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as PackageJson,
-  );
-  if (missing.length > 0) {
-    process.stderr.write(
-      `against: ${rev} needs dependencies this tree does not have (${missing.join(", ")}); benchmark it from a clone of its own\n`,
+  const commitOf = (r: string) => git("rev-parse", "--verify", `${r}^{commit}`);
+  const here = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as PackageJson;
+  for (const r of vs === undefined ? [rev] : [rev, vs]) {
+    const missing = missingDependencies(
+      JSON.parse(git("show", `${commitOf(r)}:package.json`)) as PackageJson,
+      here,
     );
-    process.exit(2);
+    if (missing.length > 0) {
+      process.stderr.write(
+        `against: ${r} needs dependencies this tree does not have (${missing.join(", ")}); benchmark it from a clone of its own\n`,
+      );
+      process.exit(2);
+    }
   }
   const scratch = mkdtempSync(join(tmpdir(), "bench-against-"));
-  const old = join(scratch, "tree");
-  git("worktree", "add", "--detach", "--quiet", old, commit);
+  const trees: string[] = [];
+  // A revision in a worktree of its own; the working tree itself unless --vs names one
+  // (others' uncommitted edits there can break or skew a run).
+  const checkout = (r: string, name: string) => {
+    const dir = join(scratch, name);
+    git("worktree", "add", "--detach", "--quiet", dir, commitOf(r));
+    trees.push(dir);
+    symlinkSync(join(ROOT, "node_modules"), join(dir, "node_modules"));
+    return dir;
+  };
   try {
-    symlinkSync(join(ROOT, "node_modules"), join(old, "node_modules"));
-    const runs: { old: Rows[]; now: Rows[] } = { old: [], now: [] };
+    const sides = [
+      { name: rev, dir: checkout(rev, "a"), runs: [] as Rows[] },
+      {
+        name: vs ?? "working tree",
+        dir: vs === undefined ? ROOT : checkout(vs, "b"),
+        runs: [] as Rows[],
+      },
+    ];
     for (let i = 1; i <= rounds; i++) {
-      process.stderr.write(`against: round ${i}/${rounds}: ${rev}\n`);
-      runs.old.push(runBench(old, only, join(scratch, `old-${i}.md`)));
-      process.stderr.write(`against: round ${i}/${rounds}: working tree\n`);
-      runs.now.push(runBench(ROOT, only, join(scratch, `now-${i}.md`)));
+      for (const side of sides) {
+        process.stderr.write(`against: round ${i}/${rounds}: ${side.name}\n`);
+        try {
+          side.runs.push(runBench(side.dir, only, join(scratch, `${side.runs.length}-${i}.md`)));
+        } catch (err) {
+          // One failed run (a compile error in a tree being edited, a flaky start) costs its round only.
+          process.stderr.write(`against: ${side.name}: ${(err as Error).message}; round skipped\n`);
+        }
+      }
     }
-    const metrics = [...(runs.now[0]?.keys() ?? [])].filter((m) => runs.old[0]?.has(m));
+    const [a, b] = sides as [(typeof sides)[0], (typeof sides)[0]];
+    const metrics = [...(b.runs[0]?.keys() ?? [])].filter((m) => a.runs[0]?.has(m));
     process.stdout.write(
-      `\n${only}: working tree against ${rev} (${commit.slice(0, 7)}), median of ${rounds} alternating runs\n\n`,
+      `\n${only}: ${b.name} against ${rev} (${commitOf(rev).slice(0, 7)}), median of ` +
+        `${a.runs.length} and ${b.runs.length} alternating runs\n\n`,
     );
     for (const metric of metrics) {
       const of = (set: Rows[]) => median(set.map((r) => r.get(metric)?.value ?? Number.NaN));
-      const unit = runs.now[0]?.get(metric)?.unit ?? "";
-      const a = of(runs.old);
-      const b = of(runs.now);
+      const unit = b.runs[0]?.get(metric)?.unit ?? "";
+      const x = of(a.runs);
+      const y = of(b.runs);
       const all = (set: Rows[]) => set.map((r) => r.get(metric)?.value).join(", ");
       process.stdout.write(
-        `${metric}\n  ${rev}: ${a} ${unit} [${all(runs.old)}]\n  now: ${b} ${unit} [${all(runs.now)}]${a > 0 && b > 0 ? `  → ${(b / a).toFixed(2)}× of ${rev}` : ""}\n`,
+        `${metric}\n  ${a.name}: ${x} ${unit} [${all(a.runs)}]\n  ${b.name}: ${y} ${unit} [${all(b.runs)}]` +
+          `${x > 0 && y > 0 ? `  → ${(y / x).toFixed(2)}× of ${rev}` : ""}\n`,
       );
     }
   } finally {
-    git("worktree", "remove", "--force", old);
+    for (const dir of trees) git("worktree", "remove", "--force", dir);
     rmSync(scratch, { recursive: true, force: true });
   }
 }
