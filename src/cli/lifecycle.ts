@@ -29,24 +29,30 @@ export function stopOnSignals(stop: () => Promise<void>, logger: Logger): void {
 
 /**
  * Runs `reload` on every SIGHUP (the usual "re-read your config" signal;
- * without a handler it would end the process). A reload that throws, such
- * as a config with errors, is logged at error level with the keys at
- * fault, and the broker keeps its running config.
+ * without a handler it would end the process), through {@link reloadLogged}.
  */
 export function reloadOnHangup(reload: () => void, logger: Logger): void {
   process.on("SIGHUP", () => {
     logger.info({ signal: "SIGHUP" }, "reloading the config file");
-    try {
-      reload();
-    } catch (err) {
-      const keys = err instanceof ConfigErrors ? err.errors.map((e) => e.key) : undefined;
-      logger.error(
-        {
-          ...(keys ? { keys } : {}),
-          err: err instanceof ConfigError ? err.message : err,
-        },
-        "config reload rejected; the broker keeps its running config",
-      );
-    }
+    reloadLogged(reload, logger);
   });
+}
+
+/**
+ * Runs `reload`; one that throws, such as a config with errors, is logged at
+ * error level with the keys at fault, and the broker keeps its running config.
+ */
+export function reloadLogged(reload: () => void, logger: Logger): void {
+  try {
+    reload();
+  } catch (err) {
+    const keys = err instanceof ConfigErrors ? err.errors.map((e) => e.key) : undefined;
+    logger.error(
+      {
+        ...(keys ? { keys } : {}),
+        err: err instanceof ConfigError ? err.message : err,
+      },
+      "config reload rejected; the broker keeps its running config",
+    );
+  }
 }

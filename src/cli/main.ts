@@ -7,6 +7,7 @@ import { demo } from "./demo.js";
 import { runEmulator } from "./emulator-command.js";
 import { reportFailure, UsageError } from "./failure.js";
 import { exportGrants, importGrants } from "./grants-commands.js";
+import { healthCommand } from "./health-command.js";
 import { exchangeCommand, forgetCommand } from "./oauth-commands.js";
 import { PASSPHRASE_ENV, readPassphrase } from "./passphrase.js";
 import { serve } from "./serve.js";
@@ -30,6 +31,8 @@ async function main(argv: string[]): Promise<void> {
     allowPositionals: false,
     options: {
       config: { type: "string" },
+      "watch-config": { type: "string" },
+      service: { type: "string", default: "" },
       grpc: { type: "string", default: process.env.TOKEN_BROKER_GRPC_LISTEN ?? "127.0.0.1:50051" },
       connect: {
         type: "string",
@@ -77,7 +80,10 @@ async function main(argv: string[]): Promise<void> {
     case "serve": {
       const config = values.config ?? process.env.TOKEN_BROKER_CONFIG;
       if (!config) throw new UsageError("serve needs --config FILE (or TOKEN_BROKER_CONFIG)");
-      return serve(config);
+      const watch = values["watch-config"];
+      return serve(config, {
+        watchIntervalMs: watch === undefined ? 0 : int(watch, "--watch-config") * 1000,
+      });
     }
     case "demo":
       return demo({
@@ -133,6 +139,12 @@ async function main(argv: string[]): Promise<void> {
         ? exportGrants({ ...o, out: required(values.out, "--out") })
         : importGrants({ ...o, in: required(values.in, "--in") });
     }
+    case "health":
+      return healthCommand({
+        ...connection(),
+        timeoutMs: int(values.timeout, "--timeout"),
+        service: values.service,
+      });
     case "status":
       return statusCommand({
         ...connection(),

@@ -7,7 +7,10 @@ export const REAUTHORIZE_EXIT = 3;
 export const USAGE = `token-broker: the central WeChat token server
 
 Usage:
-  token-broker serve --config FILE          run the broker (or set TOKEN_BROKER_CONFIG)
+  token-broker serve --config FILE [--watch-config SECONDS]
+                                            run the broker (or set TOKEN_BROKER_CONFIG); with
+                                            --watch-config, reload when the file or a file it
+                                            names changes (mounted ConfigMaps and Secrets)
   token-broker demo [--grpc HOST:PORT] [--connect HOST:PORT] [--token-lifetime SECONDS]
                                             in-memory store + built-in WeChat emulator, apps "demo"
                                             (official account) and "demo-wecom" (WeCom app)
@@ -20,6 +23,7 @@ Usage:
   token-broker oauth exchange --app ID --code CODE [--reveal]   a user's code for the user's grant
   token-broker oauth forget   --app ID --openid OPENID          delete a user's grant (logout)
   token-broker status [--app ID] [--addr HOST:PORT]   apps and types, credentials, quota, circuits, alerts
+  token-broker health [--service NAME] [--addr HOST:PORT]  grpc.health.v1 Check: exit 0 only if SERVING
   token-broker force-refresh --app ID --reason TEXT          a stable token leaked: new one now (audited)
   token-broker clear-quota   --app ID --reason TEXT          WeChat clear_quota/v2 after 45009 (audited)
   token-broker grants export --config FILE --out FILE [--passphrase-file FILE]
@@ -33,7 +37,7 @@ openid). --addr defaults to 127.0.0.1:50051. get, watch and oauth exchange print
 fingerprint; --reveal adds its value. A call refused because the user must authorize again
 (ErrorInfo reason REAUTHORIZE) says so and exits ${REAUTHORIZE_EXIT}.
 
-Connecting (get, watch, invalidate, oauth, status, force-refresh, clear-quota):
+Connecting (get, watch, invalidate, oauth, status, health, force-refresh, clear-quota):
   --api-key-file FILE   send the API key in FILE as authorization: Bearer (or set ${API_KEY_ENV});
                         there is no --api-key flag: shell history and ps would keep the key
   --tls                 connect over TLS (implied by --ca and --cert)
