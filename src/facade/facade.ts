@@ -20,6 +20,7 @@ import {
 } from "./http-io.js";
 import { FacadeIdentities } from "./identities.js";
 import { exchange, refresh } from "./oauth-endpoints.js";
+import { RejectionReports } from "./rejection-reports.js";
 import { TokenOwners } from "./token-owners.js";
 import { stableToken, ticket, token } from "./wechat-endpoints.js";
 import { fail, type Reply } from "./wechat-reply.js";
@@ -78,6 +79,7 @@ export function createFacade(d: FacadeDeps): HttpRoutes {
     manager: d.manager,
     policy,
     refusals: d.refusals,
+    reports: new RejectionReports(d.clock),
     upstream: {
       wechat: d.upstream.baseUrl,
       wecom: d.upstream.wecomBaseUrl ?? "https://qyapi.weixin.qq.com",

@@ -10,6 +10,7 @@ import type { BrokerCalls } from "./broker-calls.js";
 import { through } from "./endpoint-kit.js";
 import { type FacadeRequest, type NodeResponse, param, send } from "./http-io.js";
 import type { FacadeIdentities } from "./identities.js";
+import type { RejectionReports } from "./rejection-reports.js";
 import { familyOf, type TokenOwners } from "./token-owners.js";
 import { fail, ok, type Reply } from "./wechat-reply.js";
 
@@ -25,6 +26,8 @@ export interface ForwardDeps {
   readonly manager: TokenManager;
   readonly policy: CompiledPolicy;
   readonly refusals: RefusalLog;
+  /** One report per rejected value for a fleet's worth of rejections. */
+  readonly reports: RejectionReports;
   /** Base URLs of WeChat's and WeCom's API hosts (upstream.baseUrl, upstream.wecomBaseUrl). */
   readonly upstream: { readonly wechat: string; readonly wecom: string };
   readonly timeoutMs: number;
@@ -117,7 +120,7 @@ export async function forward(
   const errcode = errcodeOf(text);
   if (errcode !== undefined && staleErrcodes(d.manager, owner.key).includes(errcode)) {
     d.owners.rejected(value);
-    await report(req, d, owner, value, errcode);
+    await d.reports.once(value, () => report(req, d, owner, value, errcode));
   }
   res.writeHead(upstream.status, headers);
   res.end(text);
