@@ -65,7 +65,10 @@ export function createTokenService(deps: TokenServiceDeps): ServiceImpl<typeof T
     const { maxStreamAgeMs } = deps;
     if (maxStreamAgeMs === undefined) return { signal: call, cancel: () => {} };
     const jitter = deps.maxStreamAgeJitter ?? 0;
-    const ageMs = maxStreamAgeMs * (1 - jitter + 2 * jitter * (deps.random ?? Math.random)());
+    // Whole ms: a fake clock takes the timer's time as its own, and times end up in Timestamps.
+    const ageMs = Math.round(
+      maxStreamAgeMs * (1 - jitter + 2 * jitter * (deps.random ?? Math.random)()),
+    );
     const aged = new AbortController();
     const onCall = () => aged.abort(call.reason);
     if (call.aborted) onCall();

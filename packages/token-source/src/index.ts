@@ -1,1 +1,16 @@
-export {};
+export type { Clock } from "./clock.js";
+export { TokenSourceClosedError, TokenUnavailableError } from "./errors.js";
+export { TokenKind } from "./gen/tokenbroker/v1/token_service_pb.js";
+export type { HeldToken, TokenState } from "./held-token.js";
+export type {
+  TokenKindName,
+  TokenSourceCredentials,
+  TokenSourceOptions,
+  TokenSourceTuning,
+} from "./options.js";
+export {
+  createTokenSource,
+  openTokenSource,
+  TokenSource,
+  type TokenSourceStatus,
+} from "./token-source.js";
