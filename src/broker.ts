@@ -7,6 +7,7 @@ import { createFacade } from "./facade/facade.js";
 import { type BrokerCore, buildCore, coreSettingsOf } from "./graph.js";
 import type { BrokerObservability } from "./observability/broker-observability.js";
 import { startMetricsServer } from "./observability/metrics-server.js";
+import { startTracing } from "./observability/tracing.js";
 import { RefusalLog } from "./security/refusal-log.js";
 import {
   AcceptGate,
@@ -66,6 +67,8 @@ export async function startBroker(config: BrokerConfig, deps: BrokerDeps): Promi
   const clock = deps.clock ?? systemClock;
   const logger = deps.logger;
   const audit = deps.audit ?? createAuditLogger(config.audit.destination);
+  // Before the core, so its first refreshes are traced too.
+  const tracing = config.tracing ? startTracing(config.tracing, logger) : undefined;
   const core = buildCore(coreSettingsOf(config), {
     logger,
     clock,
@@ -215,6 +218,7 @@ export async function startBroker(config: BrokerConfig, deps: BrokerDeps): Promi
           facadeServer?.close({ graceMs: config.shutdown.graceMs }),
         ]);
         await core.close();
+        await tracing?.shutdown();
         await metricsServer?.close();
         refusals.close();
         logger.info("stopped");

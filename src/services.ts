@@ -52,6 +52,7 @@ export function brokerServices(
     audit,
     refusals: o.refusals,
     observe: (...a) => observability.metrics.rpcHandled(...a),
+    tracing: config.tracing !== undefined,
   });
   return [
     registration(

@@ -11,6 +11,7 @@ import { ReportShareUsedError, UpstreamError } from "../core/upstream-error.js";
 import type { Clock } from "../shared/clock.js";
 import { fingerprint } from "../shared/fingerprint.js";
 import type { Logger } from "../shared/logger.js";
+import { inSpan } from "../shared/spans.js";
 import type { ConfirmedValues } from "./confirmed-values.js";
 import type { KindFetcher } from "./kind-fetcher.js";
 import { notify, type RefreshEvents } from "./refresh-events.js";
@@ -142,20 +143,34 @@ export class RefreshWriter {
     // Numbered above what this replica remembers: a store that restarted
     // empty must not give this value the version of an older one.
     const minVersion = (this.d.localCredential(r.key)?.version ?? 0) + 1;
-    let cas = await target.compareAndSet(
-      r.key,
-      current?.version ?? 0,
-      lease.fence,
-      next,
-      minVersion,
-    );
-    // A replica's write-back after a store restart can land between our read
-    // and our write; WeChat issued ours last (the other is already replaced), so ours goes on top.
-    for (let round = 0; round < 3 && !cas.written && cas.reason === "version"; round++) {
-      const stored = cas.current;
-      if (stored && (stored.value === next.value || stored.fetchedAt >= next.fetchedAt)) break;
-      cas = await target.compareAndSet(r.key, stored?.version ?? 0, lease.fence, next, minVersion);
-    }
+    const cas = await inSpan("store write", { "broker.app_id": r.key.appId }, async (span) => {
+      let cas = await target.compareAndSet(
+        r.key,
+        current?.version ?? 0,
+        lease.fence,
+        next,
+        minVersion,
+      );
+      // A replica's write-back after a store restart can land between our read
+      // and our write; WeChat issued ours last (the other is already replaced), so ours goes on top.
+      for (let round = 0; round < 3 && !cas.written && cas.reason === "version"; round++) {
+        const stored = cas.current;
+        if (stored && (stored.value === next.value || stored.fetchedAt >= next.fetchedAt)) break;
+        cas = await target.compareAndSet(
+          r.key,
+          stored?.version ?? 0,
+          lease.fence,
+          next,
+          minVersion,
+        );
+      }
+      span.setAttributes(
+        cas.written
+          ? { "broker.written": true, "broker.version": cas.credential.version }
+          : { "broker.written": false, "broker.refused": cas.reason },
+      );
+      return cas;
+    });
     if (!cas.written) {
       log.warn(
         { reason: cas.reason, storedVersion: cas.current?.version, fence: lease.fence },

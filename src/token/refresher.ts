@@ -1,3 +1,4 @@
+import type { Attributes, Span } from "@opentelemetry/api";
 import {
   type CredentialKey,
   describeKey,
@@ -9,6 +10,7 @@ import type { CredentialUpdate, TokenStore } from "../core/ports/token-store.js"
 import type { Clock } from "../shared/clock.js";
 import { StoreUnavailableError, UpstreamUnavailableError } from "../shared/errors.js";
 import type { Logger } from "../shared/logger.js";
+import { inSpan, startSpan } from "../shared/spans.js";
 import { ConfirmedValues } from "./confirmed-values.js";
 import type { KindFetcher } from "./kind-fetcher.js";
 import { notify, type RefreshEvents, type RefreshReason } from "./refresh-events.js";
@@ -23,6 +25,19 @@ import {
 import { RefreshWriter } from "./refresh-write.js";
 import { SingleFlight } from "./single-flight.js";
 import { watchWrites } from "./write-watch.js";
+
+/** A span ended at most once, with attributes set as it ends. */
+function endOnce(span: Span): { end(attributes: Attributes): void } {
+  let open = true;
+  return {
+    end(attributes) {
+      if (!open) return;
+      open = false;
+      span.setAttributes(attributes);
+      span.end();
+    },
+  };
+}
 
 export type { RefreshOutcome, RefreshReason, RefreshRequest };
 
@@ -131,15 +146,26 @@ export class Refresher {
     return this.#flights.drain();
   }
 
-  async #refresh(r: RefreshRequest): Promise<RefreshOutcome> {
-    try {
-      return await this.#refreshShared(r);
-    } catch (err) {
-      // A scheduled refresh can wait for the store to come back; a caller
-      // without a valid credential cannot.
-      if (!(err instanceof StoreUnavailableError) || r.reason === "scheduled") throw err;
-      return this.#refreshDegraded(r, err);
-    }
+  #refresh(r: RefreshRequest): Promise<RefreshOutcome> {
+    const attributes = {
+      "broker.app_id": r.key.appId,
+      "broker.kind": r.key.kind,
+      "broker.refresh_reason": r.reason,
+    };
+    return inSpan(`refresh ${r.key.kind}`, attributes, async (span) => {
+      let outcome: RefreshOutcome;
+      try {
+        outcome = await this.#refreshShared(r);
+      } catch (err) {
+        // A scheduled refresh can wait for the store to come back; a caller
+        // without a valid credential cannot.
+        if (!(err instanceof StoreUnavailableError) || r.reason === "scheduled") throw err;
+        span.setAttribute("broker.degraded", true);
+        outcome = await this.#refreshDegraded(r, err);
+      }
+      if (outcome.credential) span.setAttribute("broker.version", outcome.credential.version);
+      return outcome;
+    });
   }
 
   /**
@@ -176,12 +202,19 @@ export class Refresher {
       // Listen before trying the lock: the holder's write may land right after the attempt fails.
       const watch = watchWrites(this.o, r.key, known);
       try {
-        const locked = await this.o.lock.withLock(r.key, async (lease) => {
-          // Re-read under the lock: another replica may have just refreshed.
-          const fresh = await store.get(r.key);
-          if (!this.#wantsFetch(r, fresh)) return skip(fresh);
-          return this.#writer.fetchAndWrite(r, fresh, lease);
-        });
+        // The span measures the wait for the lock, not the work done under it.
+        const lockSpan = endOnce(
+          startSpan("refresh lock", { "broker.app_id": r.key.appId, "broker.kind": r.key.kind }),
+        );
+        const locked = await this.o.lock
+          .withLock(r.key, async (lease) => {
+            lockSpan.end({ "broker.lock_acquired": true });
+            // Re-read under the lock: another replica may have just refreshed.
+            const fresh = await store.get(r.key);
+            if (!this.#wantsFetch(r, fresh)) return skip(fresh);
+            return this.#writer.fetchAndWrite(r, fresh, lease);
+          })
+          .finally(() => lockSpan.end({ "broker.lock_acquired": false }));
         if (locked.acquired) return locked.value;
         // Another replica is refreshing: take its result from the store instead
         // of calling WeChat too. Re-read first: it may have written before we listened.
@@ -195,7 +228,9 @@ export class Refresher {
         }
         // Until its write, or until its lease can have run out (a dead holder).
         const waitStarted = clock.now();
-        await watch.wait(Math.min(leftMs, locked.leaseRemainingMs + LEASE_MARGIN_MS));
+        await inSpan("refresh wait for another replica", { "broker.app_id": r.key.appId }, () =>
+          watch.wait(Math.min(leftMs, locked.leaseRemainingMs + LEASE_MARGIN_MS)),
+        );
         if (this.o.signal.aborted) throw this.o.signal.reason;
         current = await store.get(r.key);
         const waitedMs = clock.now() - waitStarted;

@@ -8,6 +8,7 @@ import type { QuotaDecision, QuotaEndpoint, QuotaLedger, QuotaPurpose } from "..
 import { type Clock, sleep, systemClock } from "../shared/clock.js";
 import { StoreUnavailableError } from "../shared/errors.js";
 import type { Logger } from "../shared/logger.js";
+import { inSpan, SpanKind } from "../shared/spans.js";
 import { retryableInline, type UpstreamBreakers } from "./upstream-breakers.js";
 
 // Importers of the guard's refusal before the errors moved to upstream-error.ts.
@@ -140,8 +141,21 @@ export class UpstreamGuard {
       }
     }
     const started = clock.now();
+    const attributes = { "broker.app_id": app, "wechat.endpoint": endpoint };
     try {
-      const result = await this.o.breakers.run(app, endpoint, fn);
+      const result = await inSpan(
+        `wechat ${endpoint}`,
+        attributes,
+        async (span) => {
+          try {
+            return await this.o.breakers.run(app, endpoint, fn);
+          } catch (err) {
+            span.setAttribute("wechat.outcome", outcomeOf(err));
+            throw err;
+          }
+        },
+        SpanKind.CLIENT,
+      );
       this.o.observe?.(app, endpoint, "ok", (clock.now() - started) / 1000);
       return result;
     } catch (err) {

@@ -17,6 +17,7 @@ import { refreshSchema } from "./refresh.js";
 import type { ConfigEnvironment } from "./secret.js";
 import { securitySchema } from "./security.js";
 import { storeSchema } from "./store.js";
+import { tracingSchema } from "./tracing.js";
 import { upstreamSchema } from "./upstream.js";
 import { watchSchema } from "./watch.js";
 
@@ -43,6 +44,7 @@ export function configSchema(environment: ConfigEnvironment) {
     cache: cacheSchema(),
     facade: facadeSchema(),
     watch: watchSchema(),
+    tracing: tracingSchema(environment),
     apps: appsSchema(environment).prefault([]),
   })
     .transform((config) => ({

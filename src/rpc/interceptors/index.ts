@@ -8,6 +8,7 @@ import { authenticate } from "./authenticate.js";
 import { authorize } from "./authorize.js";
 import { limits } from "./limits.js";
 import { metrics, type RpcObserver } from "./metrics.js";
+import { tracing } from "./tracing.js";
 
 export type { RpcObserver } from "./metrics.js";
 export type { SecurityEvent } from "./scene.js";
@@ -26,6 +27,8 @@ export interface RpcInterceptorOptions {
   refusals?: RefusalLog;
   /** Each call's code and duration (BrokerMetrics.rpcHandled); not measured without it. */
   observe?: RpcObserver;
+  /** A span per call (OpenTelemetry); only when tracing is on. */
+  tracing?: boolean;
 }
 
 /**
@@ -33,6 +36,7 @@ export interface RpcInterceptorOptions {
  * run around every call of the services registered with it
  * (`registration(service, impl, interceptors)`), in this order:
  *
+ * 0. tracing (when on): a span per call, continuing the caller's trace;
  * 1. metrics: every call's code and duration, refusals included;
  * 2. authenticate: the address allowlist, then the API key or client
  *    certificate; puts the client into the context (`clientKey`,
@@ -49,6 +53,7 @@ export function rpcInterceptors(o: RpcInterceptorOptions): Interceptor[] {
   const policy = compilePolicy(o.policy);
   const refusals = o.refusals ?? new RefusalLog({ audit: o.audit, clock: o.clock });
   return [
+    ...(o.tracing ? [tracing()] : []),
     ...(o.observe ? [metrics(o.observe, o.clock)] : []),
     authenticate(policy, refusals),
     authorize(refusals),
