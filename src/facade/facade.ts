@@ -60,10 +60,10 @@ export interface FacadeDeps {
 
 /**
  * The WeChat-compatible façade as HTTP routes for a listener (the Connect
- * port, or one of its own): it claims every path that is not an RPC path
- * (RPC paths start with a dotted service name), answers WeChat's credential
- * endpoints with the broker's credentials, forwards other calls carrying a
- * broker-issued token (forward.ts) and answers anything else 404.
+ * port, or one of its own): it claims WeChat's API paths (isFacadePath),
+ * answers WeChat's credential endpoints with the broker's credentials, and
+ * forwards other calls carrying a broker-issued token (forward.ts), or
+ * answers them 404 when forwarding is off.
  */
 export function createFacade(d: FacadeDeps): HttpRoutes {
   const policy = compilePolicy(d.policy);
@@ -121,10 +121,33 @@ export function createFacade(d: FacadeDeps): HttpRoutes {
   };
 }
 
-/** RPC paths are `/<package>.<Service>/<Method>`; everything else is the façade's. */
+/**
+ * The first path segments of WeChat's and WeCom's server APIs (what SDKs
+ * build their URLs from). Other paths stay the RPC handler's: its 404 for
+ * anything it does not serve is unchanged.
+ */
+const API_PREFIXES = [
+  "/cgi-bin/",
+  "/sns/",
+  "/wxa/",
+  "/wxaapi/",
+  "/wxopen/",
+  "/card/",
+  "/datacube/",
+  "/customservice/",
+  "/merchant/",
+  "/shakearound/",
+  "/semantic/",
+  "/bizwifi/",
+  "/channels/",
+  "/product/",
+  "/shop/",
+  "/union/",
+];
+
+/** Paths the façade answers: WeChat's credential endpoints and the rest of WeChat's API paths. */
 export function isFacadePath(path: string): boolean {
-  const first = path.split("/", 2)[1] ?? "";
-  return !first.includes(".");
+  return ENDPOINTS.has(path) || API_PREFIXES.some((prefix) => path.startsWith(prefix));
 }
 
 function answer(res: NodeResponse, reply: Reply): string {
