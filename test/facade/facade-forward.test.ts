@@ -33,6 +33,18 @@ describe("forwarded API calls", () => {
     const ips = await b.get("/cgi-bin/getcallbackip", { access_token: String(access_token) });
     expect(Array.isArray(ips.ip_list)).toBe(true);
     expect(b.calls("/cgi-bin/getcallbackip", SHOP.appid)).toBe(1);
+    // A POST with a JSON body (what most business APIs are).
+    const res = await fetch(
+      `${b.url}/cgi-bin/openapi/quota/get?access_token=${String(access_token)}`,
+      {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ cgi_path: "/cgi-bin/token" }),
+      },
+    );
+    const quota = (await res.json()) as { errcode: number; quota?: { used: number } };
+    expect(quota.errcode).toBe(0);
+    expect(quota.quota?.used).toBe(1);
   });
 
   it("are refused unless they carry a token the broker issued: the façade is no open proxy", async () => {
