@@ -1,11 +1,12 @@
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createClient } from "@connectrpc/connect";
 import {
   InvalidateOutcome,
   type Token,
   type TokenKind,
   TokenService,
 } from "../../gen/tokenbroker/v1/token_service_pb.js";
+import { type HeldToken, openTokenSource } from "../../packages/token-source/src/index.js";
 import { KINDS } from "../credentials/index.js";
 import { brokerTransport, type ConnectionOptions } from "./connection.js";
 
@@ -77,21 +78,78 @@ export async function invalidateCommand(
   );
 }
 
-/** Prints every version until interrupted; exits non-zero if the stream fails. */
+/**
+ * Prints the current version, then every new one, until interrupted: a
+ * TokenSource (the client library) follows the broker, reconnecting (to the
+ * replicas behind --addr) and polling when it cannot stream; what it rides
+ * out goes to stderr. Fails (exit 1, or 3 for REAUTHORIZE) only when the broker
+ * refuses the request before a first token.
+ */
 export async function watchCommand(o: ClientOptions): Promise<void> {
-  const { client, kind, subject } = connect(o);
+  const spec = KINDS.get(o.kind);
+  if (spec === undefined)
+    throw new Error(`--kind must be one of ${KINDS.names().join(", ")}; got '${o.kind}'`);
   const abort = new AbortController();
   process.once("SIGINT", () => abort.abort());
+  const print = (t: HeldToken) => console.log(describeHeld(t, o, spec.name));
+  const source = openTokenSource({
+    address: o.addr,
+    appId: o.app,
+    kind: spec.protoNumber as TokenKind,
+    ...(o.subject ? { subject: o.subject } : {}),
+    credentials: {
+      ...(o.apiKey ? { apiKey: o.apiKey } : {}),
+      ...(o.tls
+        ? {
+            tls: {
+              ...(o.ca ? { ca: o.ca } : {}),
+              ...(o.cert && o.key ? { cert: o.cert, key: o.key } : {}),
+            },
+          }
+        : {}),
+    },
+    // An operator watching is not a client applying the token.
+    ack: false,
+    signal: abort.signal,
+    onError: (err, during) => process.stderr.write(`token-broker: ${during}: ${err.message}\n`),
+  });
   try {
-    const stream = client.watchToken({ appId: o.app, kind, subject }, { signal: abort.signal });
-    for await (const res of stream) {
-      const previous = res.previousValidUntil
-        ? timestampDate(res.previousValidUntil).toISOString()
-        : undefined;
-      console.log(describe(res.token, o.reveal, previous ? { previousValidUntil: previous } : {}));
-    }
+    await source.ready;
   } catch (err) {
-    if (abort.signal.aborted && ConnectError.from(err).code === Code.Canceled) return;
+    if (abort.signal.aborted) return;
     throw err;
   }
+  const first = source.current();
+  if (first) print(first);
+  source.onUpdate(print);
+  // The library's timers never keep a process alive; between two streams
+  // nothing else would, and the command must run until interrupted.
+  const keepAlive = setInterval(() => {}, 3_600_000);
+  await new Promise<void>((resolve) => {
+    if (abort.signal.aborted) resolve();
+    abort.signal.addEventListener("abort", () => resolve(), { once: true });
+  });
+  clearInterval(keepAlive);
+  await source.close();
+}
+
+/** One line of JSON per version, like `describe` (times from the source's view). */
+function describeHeld(t: HeldToken, o: ClientOptions, kind: string): string {
+  const iso = (ms: number) => new Date(ms).toISOString();
+  return JSON.stringify({
+    app: o.app,
+    kind,
+    ...(o.subject ? { subject: o.subject } : {}),
+    version: t.version.toString(),
+    fingerprint: t.fingerprint,
+    expiresAt: iso(t.expiresAt),
+    expiresIn: Math.max(0, Math.floor((t.expiresAt - Date.now()) / 1000)),
+    fetchedAt: iso(t.fetchedAt),
+    refreshAfter: iso(t.refreshAfter),
+    ...(t.refreshExpiresAt === undefined ? {} : { refreshExpiresAt: iso(t.refreshExpiresAt) }),
+    ...(o.reveal ? { value: t.value } : {}),
+    ...(t.previousValidUntil === undefined
+      ? {}
+      : { previousValidUntil: iso(t.previousValidUntil) }),
+  });
 }

@@ -34,7 +34,9 @@ Usage:
 KIND is access_token (default), jsapi_ticket, wx_card_ticket, wecom_agent_ticket (a WeCom app's
 ticket for wx.agentConfig) or user_access_token (a user's web OAuth token: --subject is the user's
 openid). --addr defaults to 127.0.0.1:50051. get, watch and oauth exchange print the credential's
-fingerprint; --reveal adds its value. A call refused because the user must authorize again
+fingerprint; --reveal adds its value. watch runs until interrupted, following the broker through
+reconnects and restarts (the client library, packages/token-source); what it rides out goes to
+stderr. A call refused because the user must authorize again
 (ErrorInfo reason REAUTHORIZE) says so and exits ${REAUTHORIZE_EXIT}.
 
 Connecting (get, watch, invalidate, oauth, status, health, force-refresh, clear-quota):

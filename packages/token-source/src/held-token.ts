@@ -16,6 +16,8 @@ export interface HeldToken {
   readonly refreshOverdue: boolean;
   /** Until when the version this one replaced still works (from a stream update), when known. */
   readonly previousValidUntil?: number;
+  /** Per-user tokens: when the user's grant ends and they must authorize again. */
+  readonly refreshExpiresAt?: number;
 }
 
 /** fresh: before refresh_after; stale: past it (or overdue) but valid; expired: none valid. */
@@ -48,6 +50,7 @@ export function heldFrom(t: Token, now: number, previousValidUntil?: number): He
     fetchedAt: t.fetchedAt ? local(timestampMs(t.fetchedAt)) : now,
     refreshOverdue: t.refreshOverdue,
     ...(previousValidUntil === undefined ? {} : { previousValidUntil: local(previousValidUntil) }),
+    ...(t.refreshExpiresAt ? { refreshExpiresAt: local(timestampMs(t.refreshExpiresAt)) } : {}),
   };
 }
 

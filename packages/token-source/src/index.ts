@@ -1,5 +1,5 @@
 export type { Clock } from "./clock.js";
-export { TokenSourceClosedError, TokenUnavailableError } from "./errors.js";
+export { isReauthorize, TokenSourceClosedError, TokenUnavailableError } from "./errors.js";
 export { TokenKind } from "./gen/tokenbroker/v1/token_service_pb.js";
 export type { HeldToken, TokenState } from "./held-token.js";
 export type {

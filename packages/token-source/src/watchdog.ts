@@ -1,8 +1,13 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { backoffMs } from "./clock.js";
 import type { SourceCore } from "./core.js";
+import { isReauthorize } from "./errors.js";
 
-/** GetToken refusals that no retry fixes: the request or the client's setup is wrong. */
+/**
+ * GetToken refusals that no retry fixes (the request or the client's setup is
+ * wrong, or a user must authorize again): before the first token they fail
+ * createTokenSource instead of retrying forever.
+ */
 const FATAL = new Set([Code.InvalidArgument, Code.NotFound, Code.Unauthenticated]);
 
 /**
@@ -109,7 +114,9 @@ export class Watchdog {
         core.report(err, `GetToken on ${connection.address}`);
         const code = ConnectError.from(err).code;
         const refused =
-          FATAL.has(code) || (code === Code.PermissionDenied && this.hooks.streamRefused());
+          FATAL.has(code) ||
+          isReauthorize(err) ||
+          (code === Code.PermissionDenied && this.hooks.streamRefused());
         if (refused && core.held() === undefined) {
           this.hooks.fatal(ConnectError.from(err));
           return;
