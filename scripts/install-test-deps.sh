@@ -4,6 +4,8 @@
 #   - python3-grpcio, python3-grpc-tools, python3-protobuf for the Debian
 #     interpreter /usr/bin/python3: test/polyglot generates Python stubs from
 #     our proto and calls the broker from Python.
+#   - kubernetes-client (only where no kubectl is on the PATH): test/deploy
+#     renders the Kubernetes manifests with `kubectl kustomize`.
 #   - nghttp2-client (optional): h2load, for the hot path in the benchmarks'
 #     smoke run (test/bench); without it that test leaves the hot path out
 #     and says so, so a failed install of it does not stop the suite.
@@ -19,6 +21,10 @@ fi
 
 if ! /usr/bin/python3 -c "import grpc, grpc_tools" >/dev/null 2>&1; then
   missing+=(python3-grpcio python3-grpc-tools python3-protobuf)
+fi
+
+if ! command -v kubectl >/dev/null 2>&1; then
+  missing+=(kubernetes-client)
 fi
 
 # shellcheck source=lib/apt-install.sh
@@ -41,4 +47,7 @@ if [[ " ${missing[*]} " == *" redis-server "* ]]; then
 fi
 if [[ " ${missing[*]} " == *" python3-grpcio "* ]]; then
   /usr/bin/python3 -c "import grpc, grpc_tools"
+fi
+if [[ " ${missing[*]} " == *" kubernetes-client "* ]]; then
+  kubectl kustomize --help >/dev/null
 fi
