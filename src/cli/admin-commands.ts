@@ -24,9 +24,24 @@ export async function statusCommand(o: AdminOptions & { app: string }): Promise<
     ...s.apps.map((a) => [a.appId, a.type, a.kinds.map(kindName).join(",")]),
   ]);
   const rows: string[][] = [
-    ["APP", "KIND", "VERSION", "EXPIRES", "NEXT REFRESH", "OVERDUE", "FINGERPRINT", "LAST ERROR"],
+    [
+      "APP",
+      "KIND",
+      "VERSION",
+      "EXPIRES",
+      "NEXT REFRESH",
+      "OVERDUE",
+      "FINGERPRINT",
+      "CLIENTS",
+      "LAST ERROR",
+    ],
   ];
   for (const c of s.credentials) {
+    // Applied-version feedback: instances on the current version, and those still on a replaced one.
+    const lagging =
+      c.clientsSuperseded > 0
+        ? `, ${c.clientsSuperseded} on v${c.supersededVersion} (works until ${iso(c.supersededValidUntil)})`
+        : "";
     rows.push([
       c.appId,
       kindName(c.kind),
@@ -35,6 +50,7 @@ export async function statusCommand(o: AdminOptions & { app: string }): Promise<
       iso(c.nextRefreshAt),
       c.refreshOverdue ? "yes" : "no",
       c.fingerprint,
+      `${c.clientsCurrent} current${lagging}`,
       c.lastError || "-",
     ]);
   }

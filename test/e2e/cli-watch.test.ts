@@ -1,5 +1,6 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { createInterface } from "node:readline";
+import { promisify } from "node:util";
 import { afterEach, describe, expect, it } from "vitest";
 import { TokenKind, TokenService } from "../../gen/tokenbroker/v1/token_service_pb.js";
 import { type EmulatedBroker, startEmulatedBroker } from "../../src/emulated-broker.js";
@@ -107,5 +108,27 @@ describe("token-broker watch", { timeout: 90_000 }, () => {
     expect(await w.exit).toBe(1);
     expect(w.stderr()).toMatch(/NotFound: app 'nope' is not configured/);
     expect(w.lines).toEqual([]);
+  });
+
+  it("status shows the client instances per credential on the current version and on a replaced one", async () => {
+    const port = await freePort();
+    await broker(port);
+    const tokens = createGrpcJsClient(TokenService, `127.0.0.1:${port}`);
+    const key = { appId: SHOP.id, kind: TokenKind.ACCESS_TOKEN };
+    const v1 = (await tokens.getToken(key)).token;
+    await tokens.ackToken({ ...key, version: 1n, instance: "pod-a" });
+    await tokens.ackToken({ ...key, version: 1n, instance: "pod-b" });
+    await tokens.invalidateToken({ ...key, rejectedValue: v1?.value ?? "", errcode: 40001 });
+    await tokens.ackToken({ ...key, version: 2n, instance: "pod-a" });
+    tokens.close();
+    const { stdout } = await promisify(execFile)(process.execPath, [
+      BIN,
+      "status",
+      "--addr",
+      `127.0.0.1:${port}`,
+    ]);
+    expect(stdout).toMatch(/CLIENTS/);
+    expect(stdout).toMatch(/1 current, 1 on v1 \(works until \d{4}-\d\d-\d\dT[\d:.]+Z\)/);
+    expect(stdout).not.toMatch(/pod-a|pod-b/);
   });
 });
