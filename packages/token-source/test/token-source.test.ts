@@ -41,12 +41,13 @@ afterEach(async () => {
   h = undefined;
 });
 
-async function start(clock?: FakeClock): Promise<Harness> {
+async function start(clock?: FakeClock, watch?: Record<string, unknown>): Promise<Harness> {
   const b = await startEmulatedBroker(
     {
       apps: [SHOP],
       config: {
         upstream: { timeoutMs: 1000 },
+        ...(watch ? { watch } : {}),
         security: {
           clients: [
             {
@@ -272,6 +273,25 @@ describe("TokenSource", () => {
     await until(() => source.state() === "fresh", "fresh again");
     expect(source.token()).not.toBe(first.value);
   }, 60_000);
+
+  it("reopens a stream the broker ends at its maximum age at once, without polling, and always has the token meanwhile", async () => {
+    const harness = await start(undefined, { maxStreamAgeSeconds: 1, maxStreamAgeJitter: 0.2 });
+    const source = open(harness, KEYS.full);
+    await source.ready;
+    let missing = 0;
+    const sampler = setInterval(() => {
+      if (!source.isReady()) missing++;
+    }, 2);
+    try {
+      await until(() => source.status().reconnects >= 3, "three streams ended by age", 20_000);
+    } finally {
+      clearInterval(sampler);
+    }
+    expect(missing).toBe(0);
+    await until(() => source.status().mode === "streaming", "a stream again");
+    expect(source.status()).toMatchObject({ version: 1n, polls: 0 });
+    expect(source.status().lastError?.message).toMatch(/maximum age/);
+  });
 
   it("createTokenSource rejects for an app the broker does not serve, and for a client with neither get nor watch", async () => {
     const harness = await start();
