@@ -24,6 +24,7 @@ const BENCHES: readonly { name: string; file: string }[] = [
   { name: "economy", file: "./economy.ts" },
   { name: "scale", file: "./scale.ts" },
   { name: "grants", file: "./grants.ts" },
+  { name: "startup", file: "./startup.ts" },
 ];
 
 function argValue(args: readonly string[], flag: string): string | undefined {
