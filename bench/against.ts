@@ -29,7 +29,7 @@ function argValue(args: readonly string[], flag: string): string | undefined {
 }
 
 /** Each row of a BENCHMARKS-style markdown table: metric → value (its number). */
-type Rows = Map<string, { value: number; unit: string }>;
+type Rows = Map<string, { value: number; unit: string; baseline?: number }>;
 
 export function parseRows(markdown: string): Rows {
   const rows: Rows = new Map();
@@ -37,10 +37,15 @@ export function parseRows(markdown: string): Rows {
     const cells = line.split("|").map((c) => c.trim());
     // | metric | value | baseline | ratio | goal | met |
     if (cells.length < 4) continue;
-    const [, metric, value] = cells;
+    const [, metric, value, baseline] = cells;
     const m = /^(-?[\d,.]+)\s*(.*)$/.exec(value ?? "");
     if (!metric || !m?.[1]) continue;
-    rows.set(metric, { value: Number(m[1].replace(/,/g, "")), unit: m[2] ?? "" });
+    const b = /^(-?[\d,.]+)/.exec(baseline ?? "")?.[1];
+    rows.set(metric, {
+      value: Number(m[1].replace(/,/g, "")),
+      unit: m[2] ?? "",
+      ...(b === undefined ? {} : { baseline: Number(b.replace(/,/g, "")) }),
+    });
   }
   return rows;
 }
@@ -147,6 +152,22 @@ function main(): void {
         `${metric}\n  ${a.name}: ${x} ${unit} [${all(a.runs)}]\n  ${b.name}: ${y} ${unit} [${all(b.runs)}]` +
           `${x > 0 && y > 0 ? `  → ${(y / x).toFixed(2)}× of ${rev}` : ""}\n`,
       );
+      // Each run's ratio to the baseline measured in the same run: steadier than
+      // absolute figures when the machine's load changes between runs.
+      const ratios = (set: Rows[]) =>
+        set.flatMap((r) => {
+          const row = r.get(metric);
+          return row?.baseline ? [row.value / row.baseline] : [];
+        });
+      const ra = ratios(a.runs);
+      const rb = ratios(b.runs);
+      if (ra.length > 0 && rb.length > 0) {
+        const fmt = (xs: number[]) => xs.map((v) => v.toFixed(2)).join(", ");
+        process.stdout.write(
+          `  ratio to its same-run baseline: ${a.name} ${median(ra).toFixed(2)}× [${fmt(ra)}], ` +
+            `${b.name} ${median(rb).toFixed(2)}× [${fmt(rb)}]\n`,
+        );
+      }
     }
   } finally {
     for (const dir of trees) git("worktree", "remove", "--force", dir);

@@ -18,7 +18,11 @@ describe("bench:against", () => {
       "Memory per idle stream",
       "p99 across minus one",
     ]);
-    expect(rows.get("Memory per idle stream")).toEqual({ value: 13_260, unit: "B" });
+    expect(rows.get("Memory per idle stream")).toEqual({
+      value: 13_260,
+      unit: "B",
+      baseline: 5_400,
+    });
     expect(rows.get("p99 across minus one")).toEqual({ value: -40.9, unit: "ms" });
   });
 
