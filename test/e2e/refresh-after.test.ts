@@ -48,7 +48,11 @@ function times(token: Token | undefined) {
 describe("refresh_after", () => {
   it("is when the broker replaces each kind: the same version before it, a new one from it on; GetToken and WatchToken agree", async () => {
     const clock = new FakeClock();
-    h = await startBrokerHarness([CLASSIC, STABLE], 1000, { clock });
+    // The stream lives through the simulated hours up to refresh_after.
+    h = await startBrokerHarness([CLASSIC, STABLE], 1000, {
+      clock,
+      config: { watch: { maxStreamAgeSeconds: 86_400 } },
+    });
     const harness = h;
     const tokens = createGrpcJsClient(TokenService, harness.grpcAddress);
     const get = async (appId: string, kind = TokenKind.ACCESS_TOKEN) =>
