@@ -146,7 +146,8 @@ export const startup: Bench = async (ctx): Promise<BenchSection> => {
     for (let r = 0; r < rounds; r++) {
       for (const [runtime, apps, bin] of targets) {
         const start = await startOnce(bin, configs[apps], runtime);
-        (results[`${runtime}/${apps}`] ??= []).push(start);
+        const key = `${runtime}/${apps}`;
+        results[key] = [...(results[key] ?? []), start];
         ctx.log(
           `startup: ${runtime}, ${apps === "many" ? many : 1} app(s): ${start.ms.toFixed(0)} ms`,
         );
