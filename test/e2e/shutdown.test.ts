@@ -10,7 +10,8 @@ const APP = { id: "demo", appid: "wx00000000000000d1", secret: "demo-secret-0000
 
 describe("graceful shutdown of the whole broker", () => {
   it("flips health to NOT_SERVING, ends open WatchToken streams on both ports with UNAVAILABLE, and stops", async () => {
-    const h = await startBrokerHarness([APP], 5000);
+    // A grace period far longer than the test may run: streams ending after it would time the test out.
+    const h = await startBrokerHarness([APP], 120_000);
     const grpcClient = createGrpcJsClient(TokenService, h.grpcAddress);
     const health = createGrpcJsClient(Health, h.grpcAddress);
     const connectClient = createClient(
@@ -56,7 +57,8 @@ describe("graceful shutdown of the whole broker", () => {
 
     const started = Date.now();
     await h.close();
-    expect(Date.now() - started).toBeLessThan(4000); // streams ended at once, not after the grace period
+    // Streams ended at once, not after the grace period (a margin no machine load reaches).
+    expect(Date.now() - started).toBeLessThan(30_000);
 
     expect(await grpcWatch).toEqual({ messages: 1, code: Code.Unavailable });
     expect(await connectWatch).toEqual({ messages: 1, code: Code.Unavailable });
