@@ -2,11 +2,12 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { TokenKind } from "../../gen/tokenbroker/v1/token_service_pb.js";
 import { isSealedValue } from "../../src/store/sealing/value-cipher.js";
+import { failure } from "../helpers/connect-failure.js";
 import {
   describeLeakReport,
   type LeakCandidateKind,
@@ -47,15 +48,6 @@ afterAll(async () => {
   await monitor?.close();
   rmSync(dir, { recursive: true, force: true });
 });
-
-async function failure(p: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await p;
-  } catch (err) {
-    return ConnectError.from(err);
-  }
-  throw new Error("expected the call to fail");
-}
 
 describe("users' OAuth grants on Redis with encryption keys", () => {
   it("leave no code, token or refresh token in log lines, audit lines, Redis commands or keys", async () => {

@@ -1,4 +1,4 @@
-import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
+import { Code, createClient, type Transport } from "@connectrpc/connect";
 import {
   createConnectTransport,
   createGrpcTransport,
@@ -10,6 +10,7 @@ import { OAuthService } from "../../gen/tokenbroker/v1/oauth_service_pb.js";
 import { TokenKind, TokenService } from "../../gen/tokenbroker/v1/token_service_pb.js";
 import { hashApiKey } from "../../src/security/index.js";
 import { type BrokerHarness, startBrokerHarness } from "../helpers/broker-harness.js";
+import { failure } from "../helpers/connect-failure.js";
 
 /**
  * Users' grants as an attacker with a key would try them, over every
@@ -86,15 +87,6 @@ const transports: Array<[string, () => Transport]> = [
 const auth = (key: string) => ({ headers: { authorization: `Bearer ${key}` } });
 const mint = (openid: string, appid = WEB.appid) =>
   h.emulator.control.authorizeUser(appid, { openid, scope: "snsapi_base" }).code;
-
-async function failure(p: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await p;
-  } catch (err) {
-    return ConnectError.from(err);
-  }
-  throw new Error("expected the call to fail");
-}
 
 describe.each(transports)("users' grants over %s", (name, transport) => {
   const tag = name.replace(/\W+/g, "-").toLowerCase();

@@ -9,6 +9,7 @@ import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { OAuthService } from "../../gen/tokenbroker/v1/oauth_service_pb.js";
 import { TokenKind, TokenService } from "../../gen/tokenbroker/v1/token_service_pb.js";
 import { type BrokerHarness, startBrokerHarness } from "../helpers/broker-harness.js";
+import { failure } from "../helpers/connect-failure.js";
 import { FakeClock } from "../helpers/fake-clock.js";
 import { logSink } from "../helpers/log-sink.js";
 
@@ -52,15 +53,6 @@ async function start(
       }).code ?? "",
     calls: (endpoint: string) => h?.emulator.control.callCount(endpoint, APP.appid) ?? 0,
   };
-}
-
-async function failure(p: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await p;
-  } catch (err) {
-    return ConnectError.from(err);
-  }
-  throw new Error("expected the call to fail");
 }
 
 function reason(err: ConnectError): string | undefined {

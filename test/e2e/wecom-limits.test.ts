@@ -1,4 +1,4 @@
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { Code, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterEach, describe, expect, it } from "vitest";
 import { AdminService } from "../../gen/tokenbroker/v1/admin_service_pb.js";
@@ -9,6 +9,7 @@ import {
 } from "../../gen/tokenbroker/v1/token_service_pb.js";
 import { type EmulatedBroker, startEmulatedBroker } from "../../src/emulated-broker.js";
 import { silentLogger } from "../../src/shared/logger.js";
+import { failure } from "../helpers/connect-failure.js";
 import { FakeClock } from "../helpers/fake-clock.js";
 
 /**
@@ -71,15 +72,6 @@ async function start(
     admin: createClient(AdminService, transport),
     calls: (path: string) => emulator.control.callCount(path, CORP),
   };
-}
-
-async function failure(p: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await p;
-  } catch (err) {
-    return ConnectError.from(err);
-  }
-  throw new Error("expected the call to fail");
 }
 
 describe("WeCom's hourly limits in the quota ledger", () => {

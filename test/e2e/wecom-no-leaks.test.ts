@@ -1,7 +1,7 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { Code, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AdminService } from "../../gen/tokenbroker/v1/admin_service_pb.js";
@@ -12,6 +12,7 @@ import {
 } from "../../gen/tokenbroker/v1/token_service_pb.js";
 import { type EmulatedBroker, startEmulatedBroker } from "../../src/emulated-broker.js";
 import type { WecomCorpSpec } from "../../src/emulator/index.js";
+import { failure } from "../helpers/connect-failure.js";
 import {
   describeLeakReport,
   type LeakCandidateKind,
@@ -62,16 +63,6 @@ afterAll(async () => {
   await monitor?.close();
   rmSync(dir, { recursive: true, force: true });
 });
-
-/** The status and message of a failed call (the call must fail). */
-async function failure(p: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await p;
-  } catch (err) {
-    return ConnectError.from(err);
-  }
-  throw new Error("expected the call to fail");
-}
 
 describe("WeCom apps on Redis", () => {
   it("leave no corp secret, token or ticket in logs, audit lines, errors, metrics or Redis keys", async () => {

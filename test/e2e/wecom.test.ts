@@ -1,4 +1,4 @@
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { Code, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterEach, describe, expect, it } from "vitest";
 import { AdminService } from "../../gen/tokenbroker/v1/admin_service_pb.js";
@@ -10,6 +10,7 @@ import {
 import { type EmulatedBroker, startEmulatedBroker } from "../../src/emulated-broker.js";
 import type { WecomCorpSpec } from "../../src/emulator/index.js";
 import { silentLogger } from "../../src/shared/logger.js";
+import { failure } from "../helpers/connect-failure.js";
 
 /**
  * WeCom apps through the whole broker, against the emulator's WeCom rules
@@ -48,15 +49,6 @@ async function start(
   );
   const transport = createGrpcTransport({ baseUrl: `http://127.0.0.1:${b.broker.grpc.port}` });
   return { broker: b, tokens: createClient(TokenService, transport) };
-}
-
-async function failure(p: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await p;
-  } catch (err) {
-    return ConnectError.from(err);
-  }
-  throw new Error("expected the call to fail");
 }
 
 describe("WeCom apps", () => {
